@@ -1,0 +1,378 @@
+#include "connection.hpp"
+
+#include <cstdlib>
+#include <exception>
+#include <utility>
+
+#include "app.hpp"
+#include "config.hpp"
+#include "log.hpp"
+
+namespace tandem {
+namespace {
+
+// Answers waiting in one connection's queue before it stops reading (pipelining back-pressure).
+constexpr std::size_t kMaxPendingAnswers = 64;
+// Bytes handed to the kernel but not yet sent before the connection stops reading.
+constexpr std::size_t kMaxBytesInFlight = 1024 * 1024;
+// How long a connection that sent its last answer and a FIN waits for the client to close.
+constexpr std::chrono::milliseconds kLingerTimeout{2000};
+constexpr std::size_t kReadBufferSize = 64 * 1024;
+
+// One read buffer for every connection: the loop runs on one thread and the parser copies out
+// everything it keeps before on_read returns, so nothing points into this buffer afterwards.
+char read_buffer[kReadBufferSize];
+
+struct WriteRequest {
+  uv_write_t request;
+  std::string bytes;
+};
+
+void check_init(int result, const char* what) {
+  // Initialising a handle only fails on invalid arguments: a programming error, not a condition.
+  if (result != 0) {
+    std::fprintf(stderr, "tandem-server: %s failed: %s\n", what, uv_strerror(result));
+    std::abort();
+  }
+}
+
+}  // namespace
+
+Connection::Connection(uv_loop_t* loop, ConnectionHost& host)
+    : host_(host),
+      parser_(RequestParser::Limits{host.config().max_header_bytes, host.config().max_body_bytes,
+                                    100},
+              *this) {
+  check_init(uv_tcp_init(loop, &socket_), "uv_tcp_init");
+  check_init(uv_timer_init(loop, &timer_), "uv_timer_init");
+  socket_.data = this;
+  timer_.data = this;
+  open_handles_ = 2;
+}
+
+Connection::~Connection() = default;
+
+Connection* Connection::accept(uv_stream_t* listener, ConnectionHost& host, bool reject) {
+  // From here on the connection frees itself in its close callbacks.
+  Connection* connection = new Connection(listener->loop, host);
+  int result = uv_accept(listener, reinterpret_cast<uv_stream_t*>(&connection->socket_));
+  if (result != 0) {
+    host.log().warn("accept_failed", {{"error", uv_err_name(result)}});
+    connection->close();
+    return nullptr;
+  }
+  result = uv_tcp_nodelay(&connection->socket_, 1);
+  if (result != 0) host.log().debug("nodelay_failed", {{"error", uv_err_name(result)}});
+  connection->start();
+  if (reject) {
+    connection->answer_error(503, "the server is at its connection limit; retry shortly");
+  }
+  return connection;
+}
+
+void Connection::start() {
+  arm_timer(host_.config().header_timeout);
+  update_reading();
+}
+
+bool Connection::idle() const {
+  return pending_.empty() && !parser_.in_request() && writes_in_flight_ == 0;
+}
+
+void Connection::drain() {
+  if (state_ != State::kOpen) return;
+  if (idle()) {
+    close();
+  } else {
+    // The answers still owed go out with "Connection: close"; nothing more is read.
+    reads_done_ = true;
+    update_reading();
+  }
+}
+
+void Connection::close() {
+  if (state_ == State::kClosing) return;
+  state_ = State::kClosing;
+  for (auto& pending : pending_) pending->owner = nullptr;
+  pending_.clear();
+  reading_ = false;
+  uv_close(reinterpret_cast<uv_handle_t*>(&socket_), on_close);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
+}
+
+void Connection::on_close(uv_handle_t* handle) {
+  auto* self = static_cast<Connection*>(handle->data);
+  if (--self->open_handles_ > 0) return;
+  std::unique_ptr<Connection> owned{self};
+  self->host_.on_connection_closed(*self);
+}
+
+void Connection::on_alloc(uv_handle_t*, std::size_t, uv_buf_t* buffer) {
+  *buffer = uv_buf_init(read_buffer, kReadBufferSize);
+}
+
+void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buffer) {
+  static_cast<Connection*>(stream->data)->handle_read(nread, buffer);
+}
+
+void Connection::handle_read(ssize_t nread, const uv_buf_t* buffer) {
+  if (nread == 0) return;  // EAGAIN: nothing this time.
+  if (nread < 0) {
+    if (nread != UV_EOF && nread != UV_ECONNRESET) {
+      host_.log().debug("read_failed", {{"error", uv_err_name(static_cast<int>(nread))}});
+    }
+    if (state_ == State::kLingering || nread != UV_EOF || idle()) {
+      close();
+      return;
+    }
+    // The client half-closed after sending its requests: answer them, then end.
+    reads_done_ = true;
+    parser_.finish();
+    update_reading();
+    if (pending_.empty() && writes_in_flight_ == 0) close();
+    return;
+  }
+  if (state_ != State::kOpen || reads_done_) return;  // Discarded: the stream is ending.
+
+  in_feed_ = true;
+  std::optional<HttpError> error =
+      parser_.feed(std::string_view(buffer->base, static_cast<std::size_t>(nread)));
+  in_feed_ = false;
+  if (state_ != State::kOpen) return;
+  if (error) {
+    answer_error(error->status, error->message);
+    return;
+  }
+  if (parser_.stopped()) reads_done_ = true;
+  flush();
+}
+
+void Connection::on_request_started() { arm_timer(host_.config().header_timeout); }
+
+void Connection::on_expect_continue() {
+  // An interim answer may only follow every earlier final answer; with answers still owed, the
+  // client simply sends its body after its own wait.
+  if (pending_.empty() && writes_in_flight_ == 0) write("HTTP/1.1 100 Continue\r\n\r\n");
+}
+
+bool Connection::on_request(Request&& request) {
+  uv_timer_stop(&timer_);
+  auto pending = std::make_shared<Pending>();
+  pending->owner = this;
+  pending->keep_alive = request.keep_alive;
+  pending->head = request.method == "HEAD";
+  pending->http10 = request.http_major == 1 && request.http_minor == 0;
+  pending->started = request.started;
+  if (host_.config().access_log) {
+    pending->method = request.method;
+    pending->target = request.target;
+  }
+  pending_.push_back(pending);
+
+  Responder respond = [weak = std::weak_ptr<Pending>(pending)](Response response) {
+    std::shared_ptr<Pending> slot = weak.lock();
+    if (!slot || slot->ready) return;  // The connection ended, or a second answer: dropped.
+    slot->response = std::move(response);
+    slot->ready = true;
+    // Inside feed() the answers are written together once the whole read is parsed.
+    if (slot->owner != nullptr && !slot->owner->in_feed_) slot->owner->flush();
+  };
+  try {
+    host_.app().handle(request, respond);
+  } catch (const std::exception& e) {
+    host_.log().error("handler_failed", {{"target", request.target}, {"error", e.what()}});
+    Response failure = Response::error(500, "internal error; the request was not completed");
+    failure.close = true;
+    respond(std::move(failure));
+  }
+  // A draining server takes no further pipelined requests on this connection.
+  return state_ == State::kOpen && !host_.draining();
+}
+
+void Connection::answer_error(int status, const std::string& message) {
+  host_.app().count_error(status, nullptr);
+  host_.log().warn("bad_request", {{"status", status}, {"reason", message}});
+  auto pending = std::make_shared<Pending>();
+  pending->owner = this;
+  pending->ready = true;
+  pending->response = Response::error(status, message);
+  pending->response.close = true;
+  pending->started = std::chrono::steady_clock::now();
+  pending_.push_back(std::move(pending));
+  reads_done_ = true;
+  flush();
+}
+
+void Connection::flush() {
+  if (state_ != State::kOpen) return;
+  std::string out;
+  while (!pending_.empty() && pending_.front()->ready && !finish_after_write_) {
+    std::shared_ptr<Pending> answer = std::move(pending_.front());
+    pending_.pop_front();
+    answer->owner = nullptr;
+    bool last = pending_.empty();
+    bool keep_alive = answer->keep_alive && !answer->response.close;
+    // Nothing more will be read, or the server is draining and no request is half-received:
+    // this answer is the connection's last.
+    if (last && (reads_done_ || (host_.draining() && !parser_.in_request()))) keep_alive = false;
+    ResponseFrame frame{host_.app().container_id(), host_.date(), keep_alive, answer->head,
+                        answer->http10};
+    append_response(out, answer->response, frame);
+    if (host_.config().access_log && !answer->method.empty()) {
+      double millis = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                                answer->started)
+                          .count();
+      host_.log().info("request", {{"method", answer->method},
+                                   {"target", answer->target},
+                                   {"status", answer->response.status},
+                                   {"duration_ms", millis}});
+    }
+    if (!keep_alive) {
+      finish_after_write_ = true;
+      reads_done_ = true;
+      for (auto& dropped : pending_) dropped->owner = nullptr;
+      pending_.clear();
+    }
+  }
+  if (!out.empty()) write(std::move(out));
+  if (state_ != State::kOpen) return;
+  if (finish_after_write_) {
+    if (writes_in_flight_ == 0) finish();
+    return;
+  }
+  if (reads_done_ && pending_.empty() && writes_in_flight_ == 0) {
+    close();
+    return;
+  }
+  if (idle()) arm_timer(host_.config().keepalive_timeout);
+  update_reading();
+}
+
+void Connection::write(std::string bytes) {
+  uv_buf_t buffer = uv_buf_init(bytes.data(), static_cast<unsigned int>(bytes.size()));
+  auto* stream = reinterpret_cast<uv_stream_t*>(&socket_);
+  int written = writes_in_flight_ == 0 ? uv_try_write(stream, &buffer, 1) : UV_EAGAIN;
+  if (written == static_cast<int>(bytes.size())) return;
+  if (written < 0 && written != UV_EAGAIN) {
+    host_.log().debug("write_failed", {{"error", uv_err_name(written)}});
+    close();
+    return;
+  }
+  auto request = std::make_unique<WriteRequest>();
+  request->bytes = bytes.substr(written > 0 ? static_cast<std::size_t>(written) : 0);
+  request->request.data = this;
+  buffer = uv_buf_init(request->bytes.data(), static_cast<unsigned int>(request->bytes.size()));
+  int result = uv_write(&request->request, stream, &buffer, 1, on_write);
+  if (result != 0) {
+    host_.log().debug("write_failed", {{"error", uv_err_name(result)}});
+    close();
+    return;
+  }
+  ++writes_in_flight_;
+  write_bytes_in_flight_ += request->bytes.size();
+  request.release();  // Owned again in on_write.
+  // A client that does not read its answers is cut after the keep-alive timeout.
+  arm_timer(host_.config().keepalive_timeout);
+  update_reading();
+}
+
+void Connection::on_write(uv_write_t* request, int status) {
+  std::unique_ptr<WriteRequest> owned{reinterpret_cast<WriteRequest*>(request)};
+  auto* self = static_cast<Connection*>(request->data);
+  --self->writes_in_flight_;
+  self->write_bytes_in_flight_ -= owned->bytes.size();
+  if (status < 0) {
+    if (status != UV_ECANCELED) {
+      self->host_.log().debug("write_failed", {{"error", uv_err_name(status)}});
+      self->close();
+    }
+    return;
+  }
+  self->after_write();
+}
+
+void Connection::after_write() {
+  if (state_ != State::kOpen || writes_in_flight_ > 0) return;
+  if (finish_after_write_) {
+    finish();
+    return;
+  }
+  if (reads_done_ && pending_.empty()) {
+    close();
+    return;
+  }
+  if (idle()) arm_timer(host_.config().keepalive_timeout);
+  update_reading();
+}
+
+void Connection::finish() {
+  state_ = State::kLingering;
+  auto* request = new uv_shutdown_t;
+  request->data = this;
+  int result = uv_shutdown(request, reinterpret_cast<uv_stream_t*>(&socket_), on_shutdown);
+  if (result != 0) {
+    delete request;
+    close();
+    return;
+  }
+  arm_timer(kLingerTimeout);
+  update_reading();
+}
+
+void Connection::on_shutdown(uv_shutdown_t* request, int status) {
+  std::unique_ptr<uv_shutdown_t> owned{request};
+  auto* self = static_cast<Connection*>(request->data);
+  if (status < 0 && status != UV_ECANCELED) self->close();
+}
+
+void Connection::update_reading() {
+  bool want = state_ == State::kLingering ||
+              (state_ == State::kOpen && !reads_done_ && pending_.size() < kMaxPendingAnswers &&
+               write_bytes_in_flight_ < kMaxBytesInFlight);
+  if (want == reading_) return;
+  auto* stream = reinterpret_cast<uv_stream_t*>(&socket_);
+  int result = want ? uv_read_start(stream, on_alloc, on_read) : uv_read_stop(stream);
+  if (result != 0) {
+    host_.log().debug("read_toggle_failed", {{"error", uv_err_name(result)}});
+    close();
+    return;
+  }
+  reading_ = want;
+}
+
+void Connection::arm_timer(std::chrono::milliseconds timeout) {
+  int result = uv_timer_start(&timer_, on_timer, static_cast<uint64_t>(timeout.count()), 0);
+  if (result != 0) host_.log().error("timer_failed", {{"error", uv_err_name(result)}});
+}
+
+void Connection::on_timer(uv_timer_t* timer) {
+  static_cast<Connection*>(timer->data)->handle_timeout();
+}
+
+void Connection::handle_timeout() {
+  if (state_ == State::kLingering) {
+    close();
+    return;
+  }
+  if (state_ != State::kOpen) return;
+  if (writes_in_flight_ > 0) {
+    host_.log().info("client_not_reading", {});
+    close();
+    return;
+  }
+  if (parser_.in_request()) {
+    auto seconds = std::chrono::duration<double>(host_.config().header_timeout).count();
+    std::string limit = std::to_string(seconds);
+    limit.erase(limit.find_last_not_of('0') + 1);
+    if (limit.back() == '.') limit.pop_back();
+    answer_error(408, "the request was not received completely within " + limit + " s");
+    return;
+  }
+  if (pending_.empty()) {
+    close();  // An idle keep-alive connection, or one that never sent a byte.
+    return;
+  }
+  // Answers are still being worked on (a slow store, say); those have their own deadlines.
+}
+
+}  // namespace tandem

@@ -1,0 +1,121 @@
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "request_parser.hpp"
+#include "response.hpp"
+
+namespace tandem {
+
+class App;
+class Connection;
+class Log;
+struct Config;
+
+// What a connection needs from the server that accepted it.
+class ConnectionHost {
+ public:
+  virtual ~ConnectionHost() = default;
+  virtual const Config& config() const = 0;
+  virtual App& app() = 0;
+  virtual Log& log() = 0;
+  // Whether the server is draining: answers then end their connection.
+  virtual bool draining() const = 0;
+  // The Date header's value for now.
+  virtual const std::string& date() = 0;
+  // The connection's handles are closed; the connection is destroyed right after this returns.
+  virtual void on_connection_closed(Connection& connection) = 0;
+};
+
+// One client connection. It owns its socket, its timer, its llhttp parser and its buffers, reads
+// requests (pipelined ones too), hands each to the App, and writes the answers back in request
+// order, whenever each is ready. It frees itself once both of its handles are closed.
+class Connection final : public RequestSink {
+ public:
+  // Accepts the next connection waiting on `listener`. With `reject` set, the client gets a 503
+  // and the connection ends (the server is at --max-connections). Returns null when accept fails.
+  static Connection* accept(uv_stream_t* listener, ConnectionHost& host, bool reject);
+
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection() override;
+
+  // The server began draining: an idle connection ends now, a busy one after its last answer.
+  void drain();
+  // Ends the connection at once, whatever it is doing (shutdown deadline).
+  void close();
+  // Whether no request is in progress or waiting for its answer.
+  bool idle() const;
+
+ private:
+  enum class State {
+    kOpen,       // Reading requests and writing answers.
+    kLingering,  // Answers written and FIN sent; reading and discarding until the client closes.
+    kClosing,    // uv_close called on the handles; waiting for their callbacks.
+  };
+
+  // An answer slot, in request order. Handlers fill it through a Responder that holds it weakly, so
+  // an answer that comes after the connection ended is dropped, not written to freed memory.
+  struct Pending {
+    Connection* owner = nullptr;
+    bool ready = false;
+    bool keep_alive = true;  // What the request allowed.
+    bool head = false;
+    bool http10 = false;
+    Response response;
+    std::string method;  // For the access log.
+    std::string target;
+    std::chrono::steady_clock::time_point started;
+  };
+
+  Connection(uv_loop_t* loop, ConnectionHost& host);
+
+  // RequestSink.
+  void on_request_started() override;
+  void on_expect_continue() override;
+  bool on_request(Request&& request) override;
+
+  // libuv callbacks.
+  static void on_alloc(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buffer);
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buffer);
+  static void on_write(uv_write_t* request, int status);
+  static void on_shutdown(uv_shutdown_t* request, int status);
+  static void on_timer(uv_timer_t* timer);
+  static void on_close(uv_handle_t* handle);
+
+  void start();
+  void handle_read(ssize_t nread, const uv_buf_t* buffer);
+  void handle_timeout();
+  // Queues an answer the connection makes itself (errors), ending the connection after it.
+  void answer_error(int status, const std::string& message);
+  // Moves ready answers at the front of the queue into the socket.
+  void flush();
+  void write(std::string bytes);
+  void after_write();
+  // Ends the connection politely: FIN after the last byte, then discard input until EOF.
+  void finish();
+  void update_reading();
+  void arm_timer(std::chrono::milliseconds timeout);
+
+  uv_tcp_t socket_;
+  uv_timer_t timer_;
+  int open_handles_ = 0;
+  State state_ = State::kOpen;
+  ConnectionHost& host_;
+  RequestParser parser_;
+  std::deque<std::shared_ptr<Pending>> pending_;
+  std::size_t write_bytes_in_flight_ = 0;
+  int writes_in_flight_ = 0;
+  bool reading_ = false;
+  bool finish_after_write_ = false;  // The last answer said "Connection: close".
+  bool reads_done_ = false;          // Parser stopped or EOF: nothing more will be read.
+  bool in_feed_ = false;             // Inside parser_.feed(): answers are flushed after it.
+};
+
+}  // namespace tandem
