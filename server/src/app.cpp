@@ -75,7 +75,8 @@ void App::handle(const Request& request, Responder respond) {
   // Route names are owned by the router, which outlives every request.
   std::string_view route = match.route;
   Responder counted = [this, route, started, respond = std::move(respond)](Response response) {
-    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     metrics_.record_request(route, response.status, seconds);
     respond(std::move(response));
   };
@@ -84,9 +85,9 @@ void App::handle(const Request& request, Responder respond) {
     return;
   }
   if (match.status == 405) {
-    Response response = Response::error(
-        405, request.method + " is not allowed on " + std::string(match.route) +
-                 "; allowed: " + std::string(match.allow));
+    Response response =
+        Response::error(405, request.method + " is not allowed on " + std::string(match.route) +
+                                 "; allowed: " + std::string(match.allow));
     response.headers.emplace_back("Allow", std::string(match.allow));
     counted(std::move(response));
     return;
@@ -149,8 +150,9 @@ void App::session(const Request& request, Responder& respond) {
     }
   }
   if (!input.isObject()) {
-    respond(Response::error(400, "the body must be a JSON object like "
-                                 "{\"clientId\": \"c1\", \"requestNum\": 1}"));
+    respond(Response::error(400,
+                            "the body must be a JSON object like "
+                            "{\"clientId\": \"c1\", \"requestNum\": 1}"));
     return;
   }
   if (input.isMember("clientId") && !input["clientId"].isString()) {
@@ -167,8 +169,9 @@ void App::session(const Request& request, Responder& respond) {
     session_id = *cookie;
   } else if (const std::string* header = request.header("x-session-id"); header != nullptr) {
     if (!is_valid_session_id(*header)) {
-      respond(Response::error(400, "X-Session-Id must be 1 to 128 characters of A-Z, a-z, 0-9, "
-                                   "'_' or '-'"));
+      respond(Response::error(400,
+                              "X-Session-Id must be 1 to 128 characters of A-Z, a-z, 0-9, "
+                              "'_' or '-'"));
       return;
     }
     session_id = *header;
@@ -190,9 +193,8 @@ void App::session(const Request& request, Responder& respond) {
         body["container"] = container_id_;
         body["requestCount"] = Json::Int64(update.request_count);
         Response response = Response::json(200, body);
-        response.headers.emplace_back(
-            "Set-Cookie",
-            std::string(kSessionCookie) + "=" + session_id + "; HttpOnly; SameSite=Lax; Path=/");
+        response.headers.emplace_back("Set-Cookie", std::string(kSessionCookie) + "=" + session_id +
+                                                        "; HttpOnly; SameSite=Lax; Path=/");
         response.headers.emplace_back("X-Session-Id", session_id);
         respond(std::move(response));
       });
@@ -212,8 +214,8 @@ void App::load_test(const Request& request, Responder& respond) {
     return;
   }
   if (iterations < 1 || iterations > kMaxIterations) {
-    respond(Response::error(400, "iterations must be from 1 to 100000000, not " +
-                                     std::to_string(iterations)));
+    respond(Response::error(
+        400, "iterations must be from 1 to 100000000, not " + std::to_string(iterations)));
     return;
   }
   auto started = std::chrono::steady_clock::now();

@@ -40,9 +40,9 @@ void check_init(int result, const char* what) {
 
 Connection::Connection(uv_loop_t* loop, ConnectionHost& host)
     : host_(host),
-      parser_(RequestParser::Limits{host.config().max_header_bytes, host.config().max_body_bytes,
-                                    100},
-              *this) {
+      parser_(
+          RequestParser::Limits{host.config().max_header_bytes, host.config().max_body_bytes, 100},
+          *this) {
   check_init(uv_tcp_init(loop, &socket_), "uv_tcp_init");
   check_init(uv_timer_init(loop, &timer_), "uv_timer_init");
   socket_.data = this;
@@ -64,9 +64,7 @@ Connection* Connection::accept(uv_stream_t* listener, ConnectionHost& host, bool
   result = uv_tcp_nodelay(&connection->socket_, 1);
   if (result != 0) host.log().debug("nodelay_failed", {{"error", uv_err_name(result)}});
   connection->start();
-  if (reject) {
-    connection->answer_error(503, "the server is at its connection limit; retry shortly");
-  }
+  if (reject) connection->reject();
   return connection;
 }
 
@@ -80,14 +78,9 @@ bool Connection::idle() const {
 }
 
 void Connection::drain() {
-  if (state_ != State::kOpen) return;
-  if (idle()) {
-    close();
-  } else {
-    // The answers still owed go out with "Connection: close"; nothing more is read.
-    reads_done_ = true;
-    update_reading();
-  }
+  // A busy connection is left to finish: while the server drains, the parser stops after the
+  // request being received, and the last answer owed carries "Connection: close" (see flush).
+  if (state_ == State::kOpen && idle()) close();
 }
 
 void Connection::close() {
@@ -189,9 +182,19 @@ bool Connection::on_request(Request&& request) {
   return state_ == State::kOpen && !host_.draining();
 }
 
+void Connection::reject() {
+  // Counted by the server as a rejected connection; one log line per refusal would turn an
+  // overload into a flood of logs as well.
+  queue_error(503, "the server is at its connection limit; retry shortly");
+}
+
 void Connection::answer_error(int status, const std::string& message) {
   host_.app().count_error(status, nullptr);
   host_.log().warn("bad_request", {{"status", status}, {"reason", message}});
+  queue_error(status, message);
+}
+
+void Connection::queue_error(int status, const std::string& message) {
   auto pending = std::make_shared<Pending>();
   pending->owner = this;
   pending->ready = true;

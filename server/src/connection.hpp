@@ -92,8 +92,11 @@ class Connection final : public RequestSink {
   void start();
   void handle_read(ssize_t nread, const uv_buf_t* buffer);
   void handle_timeout();
-  // Queues an answer the connection makes itself (errors), ending the connection after it.
+  // Answers an error the connection found itself (counted and logged), then ends the connection.
   void answer_error(int status, const std::string& message);
+  // Answers 503 to a connection over --max-connections, then ends it.
+  void reject();
+  void queue_error(int status, const std::string& message);
   // Moves ready answers at the front of the queue into the socket.
   void flush();
   void write(std::string bytes);

@@ -33,9 +33,12 @@ int main(int argc, char** argv) {
     exit_code = 1;
   }
   // Every handle is closed by now; running the loop once more lets their close callbacks finish.
-  uv_walk(&loop, [](uv_handle_t* handle, void*) {
-    if (!uv_is_closing(handle)) uv_close(handle, nullptr);
-  }, nullptr);
+  uv_walk(
+      &loop,
+      [](uv_handle_t* handle, void*) {
+        if (!uv_is_closing(handle)) uv_close(handle, nullptr);
+      },
+      nullptr);
   uv_run(&loop, UV_RUN_DEFAULT);
   result = uv_loop_close(&loop);
   if (result != 0) {

@@ -62,7 +62,8 @@ std::optional<std::string> Request::query_param(std::string_view name) const {
     std::size_t eq = pair.find('=');
     std::string_view key = pair.substr(0, eq);
     if (key == name) {
-      std::string_view value = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+      std::string_view value =
+          eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
       // A malformed escape is passed on undecoded so the handler can say what was wrong.
       auto decoded = percent_decode(value);
       return decoded ? *decoded : std::string(value);

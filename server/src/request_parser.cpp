@@ -65,8 +65,8 @@ std::optional<HttpError> RequestParser::feed(std::string_view data) {
     default:
       stopped_ = true;
       if (!error_) {
-        error_ = HttpError{400, std::string("malformed HTTP request: ") +
-                                    llhttp_get_error_reason(&parser_)};
+        error_ = HttpError{
+            400, std::string("malformed HTTP request: ") + llhttp_get_error_reason(&parser_)};
       }
       return error_;
   }
@@ -118,8 +118,8 @@ int RequestParser::on_header_field(const char* at, std::size_t length) {
   }
   if (last_was_value_ || request_.headers.empty()) {
     if (request_.headers.size() >= limits_.max_headers) {
-      return fail(431, "the request has more than " + std::to_string(limits_.max_headers) +
-                           " headers");
+      return fail(431,
+                  "the request has more than " + std::to_string(limits_.max_headers) + " headers");
     }
     request_.headers.emplace_back();
     last_was_value_ = false;

@@ -13,7 +13,7 @@ namespace tandem {
 struct Response {
   int status = 200;
   std::string body;  // JSON text, unless content_type says otherwise.
-  std::string_view content_type = "application/json";  // Always a string literal.
+  std::string_view content_type = "application/json";        // Always a string literal.
   std::vector<std::pair<std::string, std::string>> headers;  // Extra headers (Allow, Set-Cookie).
   bool close = false;  // Close the connection after this answer (the stream cannot be trusted).
 

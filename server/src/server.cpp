@@ -101,9 +101,11 @@ bool Server::listen() {
   sockaddr_storage address{};
   int result = 0;
   if (config_.bind.find(':') != std::string::npos) {
-    result = uv_ip6_addr(config_.bind.c_str(), config_.port, reinterpret_cast<sockaddr_in6*>(&address));
+    result =
+        uv_ip6_addr(config_.bind.c_str(), config_.port, reinterpret_cast<sockaddr_in6*>(&address));
   } else {
-    result = uv_ip4_addr(config_.bind.c_str(), config_.port, reinterpret_cast<sockaddr_in*>(&address));
+    result =
+        uv_ip4_addr(config_.bind.c_str(), config_.port, reinterpret_cast<sockaddr_in*>(&address));
   }
   if (result == 0) result = uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&address), 0);
   if (result == 0) {
@@ -122,16 +124,22 @@ bool Server::listen() {
 
 void Server::start_timers() {
   if (auto interval = notifier_.watchdog_interval()) {
-    uv_timer_start(&watchdog_timer_, [](uv_timer_t* timer) {
-      // Pinged from the loop itself: a loop that hangs stops the pings and systemd restarts us.
-      static_cast<Server*>(timer->data)->notifier_.watchdog();
-    }, 0, to_ms(*interval));
+    uv_timer_start(
+        &watchdog_timer_,
+        [](uv_timer_t* timer) {
+          // Pinged from the loop itself: a loop that hangs stops the pings and systemd restarts us.
+          static_cast<Server*>(timer->data)->notifier_.watchdog();
+        },
+        0, to_ms(*interval));
     log_.info("watchdog", {{"interval_ms", Json::UInt64(to_ms(*interval))}});
   }
-  uv_timer_start(&sweep_timer_, [](uv_timer_t* timer) {
-    auto* self = static_cast<Server*>(timer->data);
-    if (self->memory_sessions_ != nullptr) self->memory_sessions_->sweep();
-  }, kSweepIntervalMs, kSweepIntervalMs);
+  uv_timer_start(
+      &sweep_timer_,
+      [](uv_timer_t* timer) {
+        auto* self = static_cast<Server*>(timer->data);
+        if (self->memory_sessions_ != nullptr) self->memory_sessions_->sweep();
+      },
+      kSweepIntervalMs, kSweepIntervalMs);
   // Neither timer may keep a draining server alive.
   uv_unref(as_handle(&watchdog_timer_));
   uv_unref(as_handle(&sweep_timer_));
@@ -148,7 +156,8 @@ void Server::on_connection(uv_stream_t* listener, int status) {
 
 void Server::accept_one() {
   bool reject = connections_.size() >= config_.max_connections;
-  Connection* connection = Connection::accept(reinterpret_cast<uv_stream_t*>(&listener_), *this, reject);
+  Connection* connection =
+      Connection::accept(reinterpret_cast<uv_stream_t*>(&listener_), *this, reject);
   if (connection == nullptr) return;
   connections_.insert(connection);
   status_.connections_open = connections_.size();
@@ -188,13 +197,18 @@ void Server::begin_drain(int signal_number) {
                          {"connections", Json::UInt64(connections_.size())}});
   // /health answers 503 from now on; the listener stays open through the grace so that nothing
   // the balancer sends before it sees the 503 is refused.
-  uv_timer_start(&grace_timer_, [](uv_timer_t* timer) { static_cast<Server*>(timer->data)->end_grace(); },
-                 to_ms(config_.drain_grace), 0);
-  uv_timer_start(&deadline_timer_, [](uv_timer_t* timer) {
-    auto* self = static_cast<Server*>(timer->data);
-    self->log_.warn("drain_timeout", {{"connections_left", Json::UInt64(self->connections_.size())}});
-    self->shut_down(0, "drain timeout");
-  }, to_ms(config_.drain_timeout), 0);
+  uv_timer_start(
+      &grace_timer_, [](uv_timer_t* timer) { static_cast<Server*>(timer->data)->end_grace(); },
+      to_ms(config_.drain_grace), 0);
+  uv_timer_start(
+      &deadline_timer_,
+      [](uv_timer_t* timer) {
+        auto* self = static_cast<Server*>(timer->data);
+        self->log_.warn("drain_timeout",
+                        {{"connections_left", Json::UInt64(self->connections_.size())}});
+        self->shut_down(0, "drain timeout");
+      },
+      to_ms(config_.drain_timeout), 0);
 }
 
 void Server::end_grace() {

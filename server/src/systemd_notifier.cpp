@@ -16,9 +16,7 @@ void SystemdNotifier::ready(const std::string& status) { send("READY=1\nSTATUS="
 
 void SystemdNotifier::status(const std::string& status) { send("STATUS=" + status); }
 
-void SystemdNotifier::stopping(const std::string& status) {
-  send("STOPPING=1\nSTATUS=" + status);
-}
+void SystemdNotifier::stopping(const std::string& status) { send("STOPPING=1\nSTATUS=" + status); }
 
 void SystemdNotifier::watchdog() { send("WATCHDOG=1"); }
 

@@ -31,7 +31,8 @@ struct Harness : tandem::RequestSink {
     int answers = 0;
     app.handle(request, [&](tandem::Response response) {
       ++answers;
-      tandem::append_response(out, response, tandem::ResponseFrame{"fuzz", "date", true, false, false});
+      tandem::append_response(out, response,
+                              tandem::ResponseFrame{"fuzz", "date", true, false, false});
     });
     if (answers != 1) std::abort();
     if (out.compare(0, 9, "HTTP/1.1 ") != 0) std::abort();

@@ -65,7 +65,9 @@ std::string header(const Response& response, const std::string& name) {
 
 BOOST_FIXTURE_TEST_SUITE(app, Fixture)
 
-BOOST_AUTO_TEST_CASE(container_id_defaults_to_app_port) { BOOST_TEST(app->container_id() == "app-3007"); }
+BOOST_AUTO_TEST_CASE(container_id_defaults_to_app_port) {
+  BOOST_TEST(app->container_id() == "app-3007");
+}
 
 BOOST_AUTO_TEST_CASE(health_reports_healthy_then_draining) {
   Response healthy = call("GET", "/health");
@@ -140,10 +142,11 @@ BOOST_AUTO_TEST_CASE(load_test_validates_iterations) {
   BOOST_TEST(body["result"].asDouble() > 600.0);  // Sum of sqrt(0..99) is about 661.46.
   BOOST_TEST(body["result"].asDouble() < 700.0);
   BOOST_TEST(body["processingTime"].isNumeric());
-  for (const char* bad : {"/api/load-test", "/api/load-test?iterations=", "/api/load-test?iterations=abc",
-                          "/api/load-test?iterations=0", "/api/load-test?iterations=-5",
-                          "/api/load-test?iterations=100000001", "/api/load-test?iterations=12x",
-                          "/api/load-test?iterations=99999999999999999999999"}) {
+  for (const char* bad :
+       {"/api/load-test", "/api/load-test?iterations=", "/api/load-test?iterations=abc",
+        "/api/load-test?iterations=0", "/api/load-test?iterations=-5",
+        "/api/load-test?iterations=100000001", "/api/load-test?iterations=12x",
+        "/api/load-test?iterations=99999999999999999999999"}) {
     Response response = call("GET", bad);
     BOOST_TEST(response.status == 400, bad);
     BOOST_TEST(parse(response.body)["error"].asString().find("iterations") != std::string::npos);

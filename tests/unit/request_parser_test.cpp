@@ -156,8 +156,8 @@ BOOST_AUTO_TEST_CASE(body_over_the_limit_by_chunks_is_a_413) {
   Sink sink;
   RequestParser parser(limits(8192, 100), sink);
   std::string chunk = "40\r\n" + std::string(64, 'x') + "\r\n";
-  BOOST_TEST(!parser.feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk)
-                  .has_value());
+  BOOST_TEST(
+      !parser.feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk).has_value());
   auto error = parser.feed(chunk);
   BOOST_TEST_REQUIRE(error.has_value());
   BOOST_TEST(error->status == 413);
@@ -174,7 +174,8 @@ BOOST_AUTO_TEST_CASE(body_at_the_limit_is_accepted) {
 }
 
 BOOST_AUTO_TEST_CASE(http10_and_connection_close_end_the_stream) {
-  for (std::string head : {"GET / HTTP/1.0\r\n\r\n", "GET / HTTP/1.1\r\nConnection: close\r\n\r\n"}) {
+  for (std::string head :
+       {"GET / HTTP/1.0\r\n\r\n", "GET / HTTP/1.1\r\nConnection: close\r\n\r\n"}) {
     Sink sink;
     RequestParser parser(limits(), sink);
     BOOST_TEST(!parser.feed(head + "GET /second HTTP/1.1\r\n\r\n").has_value());
