@@ -76,8 +76,8 @@ std::string one_line(std::string_view text) {
 
 // Digits only: no sign, no spaces, no hex, so "+5", " 5" and "5x" are all refused.
 std::optional<uint64_t> parse_unsigned(std::string_view text) {
-  if (text.empty() || !std::all_of(text.begin(), text.end(),
-                                   [](char c) { return c >= '0' && c <= '9'; })) {
+  if (text.empty() ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return std::nullopt;
   }
   uint64_t value = 0;
@@ -105,10 +105,9 @@ bool is_ascii_alnum(char c) {
 
 // The id names an HAProxy server and is the stickiness cookie's value, so it stays plain.
 bool is_valid_instance_id(std::string_view id) {
-  return !id.empty() && id.size() <= kMaxIdLength &&
-         std::all_of(id.begin(), id.end(), [](char c) {
-           return is_ascii_alnum(c) || c == '_' || c == '.' || c == '-';
-         });
+  return !id.empty() && id.size() <= kMaxIdLength && std::all_of(id.begin(), id.end(), [](char c) {
+    return is_ascii_alnum(c) || c == '_' || c == '.' || c == '-';
+  });
 }
 
 bool is_valid_host_name(std::string_view host) {
@@ -137,9 +136,9 @@ std::string format_duration(std::chrono::milliseconds duration) {
 
 // One setting: its flag, its environment variable, and the text that was given for it, if any.
 struct Setting {
-  std::string flag;             // "--port"
-  std::string env_name;         // "TANDEM_PORT"
-  std::string flag_text;        // CLI11 writes the flag's value here.
+  std::string flag;       // "--port"
+  std::string env_name;   // "TANDEM_PORT"
+  std::string flag_text;  // CLI11 writes the flag's value here.
   CLI::Option* option = nullptr;
   std::optional<std::string> text;  // The value to use: the flag's, else the environment's.
   std::string source;               // Who supplied `text`: the flag or the variable name.
@@ -147,12 +146,14 @@ struct Setting {
   // Names the setting in messages the way the user set it (or the flag when defaulted).
   const std::string& origin() const { return source.empty() ? flag : source; }
 
+  // Refuses this setting's value with the one-line message parse_config prints.
   [[noreturn]] void fail(const std::string& problem) const {
     throw BadValue(origin() + ": " + quote_value(text.value_or("")) + " " + problem);
   }
 };
 
-// Owns the settings in the order --help lists them.
+// Owns the settings in the order --help lists them. Each lives on the heap because CLI11 keeps a
+// pointer to its flag_text, which a growing vector of values would move.
 class Settings {
  public:
   Setting& add(CLI::App& app, const std::string& name, const std::string& type_name,
@@ -160,8 +161,8 @@ class Settings {
     auto setting = std::make_unique<Setting>();
     setting->flag = "--" + name;
     setting->env_name = env_name_for(name);
-    const std::string help = description + " [default: " + default_text +
-                             "] [env: " + setting->env_name + "]";
+    const std::string help =
+        description + " [default: " + default_text + "] [env: " + setting->env_name + "]";
     setting->option = app.add_option(setting->flag, setting->flag_text, help)->type_name(type_name);
     settings_.push_back(std::move(setting));
     return *settings_.back();
@@ -203,6 +204,7 @@ class Settings {
   std::vector<std::unique_ptr<Setting>> settings_;
 };
 
+// Each apply_* leaves the default in place when the setting was not given, and refuses a bad value.
 void apply_count(const Setting& setting, std::size_t& target, uint64_t min, uint64_t max,
                  const char* unit) {
   if (!setting.text) return;
@@ -259,7 +261,8 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
     return std::nullopt;
   }
   // Refuse what would overflow the millisecond count rather than wrap around.
-  const auto max = static_cast<uint64_t>(std::numeric_limits<std::chrono::milliseconds::rep>::max());
+  const auto max =
+      static_cast<uint64_t>(std::numeric_limits<std::chrono::milliseconds::rep>::max());
   if (*number > max / scale) return std::nullopt;
   return std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(*number * scale));
 }
@@ -322,8 +325,8 @@ ConfigOutcome parse_config(int argc, const char* const* argv, const EnvLookup& e
   Settings settings;
   auto& port = settings.add(app, "port", "PORT", "TCP port to listen on (1-65535)",
                             std::to_string(defaults.port));
-  auto& bind = settings.add(app, "bind", "ADDRESS", "IPv4 or IPv6 address to listen on",
-                            defaults.bind);
+  auto& bind =
+      settings.add(app, "bind", "ADDRESS", "IPv4 or IPv6 address to listen on", defaults.bind);
   auto& id = settings.add(app, "id", "ID",
                           "Instance id: HAProxy server name and cookie value, 1-64 of "
                           "[A-Za-z0-9_.-]",
@@ -338,19 +341,18 @@ ConfigOutcome parse_config(int argc, const char* const* argv, const EnvLookup& e
   auto& session_ttl = settings.add(app, "session-ttl", "DURATION",
                                    "Idle time before a session expires (whole seconds)",
                                    format_duration(defaults.session_ttl));
-  auto& max_header_bytes = settings.add(
-      app, "max-header-bytes", "BYTES",
-      "Request line and headers at most, else 431 (1024-1048576)",
-      std::to_string(defaults.max_header_bytes));
-  auto& max_body_bytes = settings.add(app, "max-body-bytes", "BYTES",
-                                      "Request body at most, else 413",
-                                      std::to_string(defaults.max_body_bytes) + " (1 MiB)");
+  auto& max_header_bytes = settings.add(app, "max-header-bytes", "BYTES",
+                                        "Request line and headers at most, else 431 (1024-1048576)",
+                                        std::to_string(defaults.max_header_bytes));
+  auto& max_body_bytes =
+      settings.add(app, "max-body-bytes", "BYTES", "Request body at most, else 413",
+                   std::to_string(defaults.max_body_bytes) + " (1 MiB)");
   auto& keepalive_timeout =
       settings.add(app, "keepalive-timeout", "DURATION", "Idle keep-alive connection lifetime",
                    format_duration(defaults.keepalive_timeout));
-  auto& header_timeout = settings.add(app, "header-timeout", "DURATION",
-                                      "Time a client has to send one whole request",
-                                      format_duration(defaults.header_timeout));
+  auto& header_timeout =
+      settings.add(app, "header-timeout", "DURATION", "Time a client has to send one whole request",
+                   format_duration(defaults.header_timeout));
   auto& max_connections =
       settings.add(app, "max-connections", "N", "Open client connections at most",
                    std::to_string(defaults.max_connections));

@@ -12,20 +12,20 @@ namespace tandem {
 
 // Everything a tandem-server instance is told at start-up, as plain values.
 struct Config {
-  uint16_t port = 3001;                                     // TCP port to listen on.
-  std::string bind = "127.0.0.1";                           // Address to listen on.
-  std::string id;                                           // Instance id; app-<port> if empty.
-  std::string session_store = "memory";                     // memory | redis://host:port[/db]
-  std::size_t max_sessions = 100000;                        // Memory store: LRU bound.
-  std::chrono::seconds session_ttl{1800};                   // Idle time before a session expires.
-  std::size_t max_header_bytes = 8192;                      // Request line + header section.
-  std::size_t max_body_bytes = 1024 * 1024;                 // Decoded body, any framing.
-  std::chrono::milliseconds keepalive_timeout{60000};       // Idle keep-alive connection lifetime.
-  std::chrono::milliseconds header_timeout{10000};          // Time to send one whole request.
-  std::size_t max_connections = 16384;                      // Open client connections at most.
-  std::chrono::milliseconds drain_grace{3000};              // Keep accepting after SIGTERM.
-  std::chrono::milliseconds drain_timeout{15000};           // Hard stop, counted from SIGTERM.
-  bool access_log = false;                                  // One JSON line per request.
+  uint16_t port = 3001;                                // TCP port to listen on.
+  std::string bind = "127.0.0.1";                      // Address to listen on.
+  std::string id;                                      // Instance id; app-<port> if empty.
+  std::string session_store = "memory";                // memory | redis://host:port[/db]
+  std::size_t max_sessions = 100000;                   // Memory store: LRU bound.
+  std::chrono::seconds session_ttl{1800};              // Idle time before a session expires.
+  std::size_t max_header_bytes = 8192;                 // Request line + header section.
+  std::size_t max_body_bytes = 1024 * 1024;            // Decoded body, any framing.
+  std::chrono::milliseconds keepalive_timeout{60000};  // Idle keep-alive connection lifetime.
+  std::chrono::milliseconds header_timeout{10000};     // Time to send one whole request.
+  std::size_t max_connections = 16384;                 // Open client connections at most.
+  std::chrono::milliseconds drain_grace{3000};         // Keep accepting after SIGTERM.
+  std::chrono::milliseconds drain_timeout{15000};      // Hard stop, counted from SIGTERM.
+  bool access_log = false;                             // One JSON line per request.
 };
 
 // Looks up an environment variable by name; returns nullopt when it is unset.
@@ -56,7 +56,8 @@ struct RedisEndpoint {
   int db = 0;  // 0..15.
 };
 
-// Parses redis://host:port[/db] strictly; nullopt when malformed (parse_config uses the same rules).
+// Parses redis://host:port[/db] strictly; nullopt when malformed (parse_config uses the same
+// rules).
 std::optional<RedisEndpoint> parse_redis_url(const std::string& url);
 
 }  // namespace tandem

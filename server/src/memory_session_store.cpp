@@ -12,8 +12,8 @@ MemorySessionStore::MemorySessionStore(std::size_t max_sessions, std::chrono::se
       ttl_(ttl),
       clock_(clock ? std::move(clock) : Clock{[] { return std::chrono::steady_clock::now(); }}) {}
 
-void MemorySessionStore::record_request(const std::string& session_id,
-                                        const std::string& client_id, Callback done) {
+void MemorySessionStore::record_request(const std::string& session_id, const std::string& client_id,
+                                        Callback done) {
   const auto now = clock_();
   auto found = index_.find(session_id);
   if (found != index_.end() && found->second->last_seen + ttl_ <= now) {

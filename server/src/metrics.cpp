@@ -45,7 +45,8 @@ std::string format_value(double value) {
 // A bucket bound as plain decimal ("0.00025", not "2.5e-04"), the same in Prometheus and JSON.
 std::string format_bound(double bound) {
   char buffer[64];
-  const auto result = std::to_chars(buffer, buffer + sizeof buffer, bound, std::chars_format::fixed);
+  const auto result =
+      std::to_chars(buffer, buffer + sizeof buffer, bound, std::chars_format::fixed);
   return std::string(buffer, result.ptr);
 }
 
@@ -154,9 +155,8 @@ void Metrics::record_request(std::string_view route, int status, double seconds)
   }
   // A clock that stepped back must not make a negative observation (or a NaN sum).
   if (!(seconds > 0)) seconds = 0;
-  const auto bucket =
-      std::lower_bound(kLatencyBuckets.begin(), kLatencyBuckets.end(), seconds) -
-      kLatencyBuckets.begin();
+  const auto bucket = std::lower_bound(kLatencyBuckets.begin(), kLatencyBuckets.end(), seconds) -
+                      kLatencyBuckets.begin();
   if (static_cast<std::size_t>(bucket) < kLatencyBuckets.size()) {
     ++histogram->second.buckets[static_cast<std::size_t>(bucket)];
   }
@@ -178,12 +178,13 @@ uint64_t Metrics::requests(std::string_view route, int status) const {
 std::string Metrics::render_prometheus(const MetricsGauges& gauges) const {
   Exposition out;
 
-  out.family("tandem_http_requests_total", "counter", "HTTP requests answered, by route and status.");
+  out.family("tandem_http_requests_total", "counter",
+             "HTTP requests answered, by route and status.");
   for (const auto& [key, count] : requests_) {
-    out.sample("tandem_http_requests_total",
-               "route=\"" + escape_label(key.first) + "\",code=\"" + std::to_string(key.second) +
-                   "\"",
-               count);
+    out.sample(
+        "tandem_http_requests_total",
+        "route=\"" + escape_label(key.first) + "\",code=\"" + std::to_string(key.second) + "\"",
+        count);
   }
 
   constexpr std::string_view kDuration = "tandem_http_request_duration_seconds";
@@ -220,8 +221,8 @@ std::string Metrics::render_prometheus(const MetricsGauges& gauges) const {
              "Sessions dropped because the store was full.", sessions.evicted);
   out.single("tandem_sessions_expired_total", "counter",
              "Sessions dropped because they were idle past the TTL.", sessions.expired);
-  out.single("tandem_session_store_errors_total", "counter", "Session store operations that failed.",
-             sessions.errors);
+  out.single("tandem_session_store_errors_total", "counter",
+             "Session store operations that failed.", sessions.errors);
   out.single("tandem_session_store_up", "gauge", "1 when the session store can be used, else 0.",
              uint64_t{gauges.session_store_state == "ok" ? 1u : 0u},
              "store=\"" + escape_label(gauges.session_store_kind) + "\"");
@@ -244,8 +245,7 @@ std::string Metrics::render_prometheus(const MetricsGauges& gauges) const {
   out.single("process_max_fds", "gauge", "Maximum number of open file descriptors.",
              process.max_fds);
   out.single("process_start_time_seconds", "gauge",
-             "Start time of the process since unix epoch in seconds.",
-             process.start_time_seconds);
+             "Start time of the process since unix epoch in seconds.", process.start_time_seconds);
   return out.str();
 }
 
