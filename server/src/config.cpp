@@ -267,6 +267,28 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
   return std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(*number * scale));
 }
 
+namespace {
+
+// Decodes %XX escapes (no '+' rule: this is not a query string); nullopt when one is malformed.
+std::optional<std::string> percent_decode_strict(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out.push_back(text[i]);
+      continue;
+    }
+    if (i + 2 >= text.size()) return std::nullopt;
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16);
+    if (ec != std::errc{} || end != text.data() + i + 3) return std::nullopt;
+    out.push_back(static_cast<char>(value));
+    i += 2;
+  }
+  return out;
+}
+
+}  // namespace
+
 std::optional<RedisEndpoint> parse_redis_url(const std::string& url) {
   constexpr std::string_view kScheme = "redis://";
   std::string_view rest = url;
@@ -274,6 +296,17 @@ std::optional<RedisEndpoint> parse_redis_url(const std::string& url) {
   rest.remove_prefix(kScheme.size());
 
   RedisEndpoint endpoint;
+  // Credentials, if any, end at the last '@' before the host.
+  if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
+    std::string_view userinfo = rest.substr(0, at);
+    const auto colon = userinfo.find(':');
+    if (colon == std::string_view::npos) return std::nullopt;  // A password is required.
+    endpoint.user = std::string(userinfo.substr(0, colon));
+    auto password = percent_decode_strict(userinfo.substr(colon + 1));
+    if (!password || password->empty()) return std::nullopt;
+    endpoint.password = *password;
+    rest.remove_prefix(at + 1);
+  }
   std::string_view host;
   if (!rest.empty() && rest.front() == '[') {
     const auto close = rest.find(']');
@@ -416,7 +449,8 @@ ConfigOutcome parse_config(int argc, const char* const* argv, const EnvLookup& e
     if (session_store.text) {
       if (*session_store.text != "memory" && !parse_redis_url(*session_store.text)) {
         session_store.fail(
-            "is not a session store (memory, or redis://host:port[/db] with port 1-65535 and db "
+            "is not a session store (memory, or redis://[[user]:password@]host:port[/db] with port "
+            "1-65535 and db "
             "0-15)");
       }
       config.session_store = *session_store.text;

@@ -54,9 +54,12 @@ struct RedisEndpoint {
   std::string host;  // Name or IPv4 literal, or IPv6 literal without its brackets.
   uint16_t port = 0;
   int db = 0;  // 0..15.
+  std::string user;      // Redis 6 ACL user; empty for the default user.
+  std::string password;  // AUTH password; empty when the server needs none.
 };
 
-// Parses redis://host:port[/db] strictly; nullopt when malformed (parse_config uses the same
+// Parses redis://[[user]:password@]host:port[/db] strictly (the password may be
+// percent-encoded); nullopt when malformed (parse_config uses the same
 // rules).
 std::optional<RedisEndpoint> parse_redis_url(const std::string& url);
 

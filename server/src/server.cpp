@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "memory_session_store.hpp"
+#include "redis_session_store.hpp"
 #include "version.hpp"
 
 namespace tandem {
@@ -36,15 +37,17 @@ void close_handle(uv_handle_t* handle) {
 Server::Server(uv_loop_t* loop, Config config, Log& log)
     : loop_(loop), config_(std::move(config)), log_(log), notifier_(log), metrics_(kVersion) {
   if (config_.id.empty()) config_.id = "app-" + std::to_string(config_.port);
-  if (config_.session_store != "memory") {
-    // Redis sessions arrive with their own store; until then an explicit request for them fails
-    // loudly rather than silently keeping sessions in memory.
-    throw std::runtime_error("session store \"" + config_.session_store +
-                             "\" is not available in this build; use --session-store memory");
+  if (config_.session_store == "memory") {
+    auto memory = std::make_unique<MemorySessionStore>(config_.max_sessions, config_.session_ttl);
+    memory_sessions_ = memory.get();
+    sessions_ = std::move(memory);
+  } else {
+    std::optional<RedisEndpoint> endpoint = parse_redis_url(config_.session_store);
+    if (!endpoint) throw std::runtime_error("bad session store URL: " + config_.session_store);
+    auto redis = std::make_unique<RedisSessionStore>(loop_, *endpoint, config_.session_ttl, log_);
+    redis_sessions_ = redis.get();
+    sessions_ = std::move(redis);
   }
-  auto memory = std::make_unique<MemorySessionStore>(config_.max_sessions, config_.session_ttl);
-  memory_sessions_ = memory.get();
-  sessions_ = std::move(memory);
   app_ = std::make_unique<App>(config_, metrics_, *sessions_, status_);
 
   uv_tcp_init(loop_, &listener_);
@@ -86,6 +89,7 @@ int Server::run() {
     shut_down(1, "listen failed");
   } else {
     start_timers();
+    if (redis_sessions_ != nullptr) redis_sessions_->start();
     notifier_.ready(status_line());
     log_.info("listening", {{"bind", config_.bind},
                             {"port", config_.port},
@@ -238,6 +242,7 @@ void Server::shut_down(int exit_code, const char* reason) {
   listening_ = false;
   std::vector<Connection*> open(connections_.begin(), connections_.end());
   for (Connection* connection : open) connection->close();
+  sessions_->close();
   for (uv_handle_t* handle :
        {as_handle(&listener_), as_handle(&sigterm_), as_handle(&sigint_), as_handle(&grace_timer_),
         as_handle(&deadline_timer_), as_handle(&watchdog_timer_), as_handle(&sweep_timer_)}) {

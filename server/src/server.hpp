@@ -18,6 +18,7 @@
 namespace tandem {
 
 class MemorySessionStore;
+class RedisSessionStore;
 
 // One tandem-server instance on one libuv loop: the listener, the connections, the signals, the
 // systemd notifications and the drain protocol of DESIGN.md.
@@ -62,6 +63,7 @@ class Server final : public ConnectionHost {
   Metrics metrics_;
   std::unique_ptr<SessionStore> sessions_;
   MemorySessionStore* memory_sessions_ = nullptr;  // Set when sessions_ is the memory store.
+  RedisSessionStore* redis_sessions_ = nullptr;    // Set when sessions_ is the Redis store.
   ServerStatus status_;
   std::unique_ptr<App> app_;
   HttpDate date_;

@@ -40,6 +40,8 @@ class SessionStore {
   virtual std::string kind() const = 0;
   // "ok", or a word saying why the store cannot be used right now ("unavailable", ...).
   virtual std::string state() const = 0;
+  // Ends the store's work on the loop (connections, timers); later requests fail. Server shutdown.
+  virtual void close() {}
 };
 
 // A new session id: 128 bits from the kernel's CSPRNG, as 32 lowercase hex digits.
