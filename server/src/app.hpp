@@ -51,6 +51,7 @@ class App {
   std::string container_id_;
   std::string hostname_;
   int64_t pid_;
+  std::string whoami_prefix_;  // whoami's body up to the timestamp's value.
   Router router_;
 };
 

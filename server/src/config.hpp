@@ -53,7 +53,7 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
 struct RedisEndpoint {
   std::string host;  // Name or IPv4 literal, or IPv6 literal without its brackets.
   uint16_t port = 0;
-  int db = 0;  // 0..15.
+  int db = 0;            // 0..15.
   std::string user;      // Redis 6 ACL user; empty for the default user.
   std::string password;  // AUTH password; empty when the server needs none.
 };

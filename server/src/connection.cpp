@@ -149,7 +149,7 @@ void Connection::on_expect_continue() {
 }
 
 bool Connection::on_request(Request&& request) {
-  uv_timer_stop(&timer_);
+  stop_timer();
   auto pending = std::make_shared<Pending>();
   pending->owner = this;
   pending->keep_alive = request.keep_alive;
@@ -344,12 +344,37 @@ void Connection::update_reading() {
 }
 
 void Connection::arm_timer(std::chrono::milliseconds timeout) {
-  int result = uv_timer_start(&timer_, on_timer, static_cast<uint64_t>(timeout.count()), 0);
-  if (result != 0) host_.log().error("timer_failed", {{"error", uv_err_name(result)}});
+  uint64_t now = uv_now(timer_.loop);
+  deadline_ = now + static_cast<uint64_t>(timeout.count());
+  // The timer is moved only when the new deadline comes before it fires; a later deadline is
+  // picked up when it fires. That is one timer-heap update per deadline instead of three per
+  // request on a busy keep-alive connection.
+  if (timer_due_ != kNoDeadline && timer_due_ <= deadline_) return;
+  start_timer(deadline_ - now);
+}
+
+void Connection::stop_timer() { deadline_ = kNoDeadline; }
+
+void Connection::start_timer(uint64_t delay_ms) {
+  int result = uv_timer_start(&timer_, on_timer, delay_ms, 0);
+  if (result != 0) {
+    host_.log().error("timer_failed", {{"error", uv_err_name(result)}});
+    return;
+  }
+  timer_due_ = uv_now(timer_.loop) + delay_ms;
 }
 
 void Connection::on_timer(uv_timer_t* timer) {
-  static_cast<Connection*>(timer->data)->handle_timeout();
+  auto* self = static_cast<Connection*>(timer->data);
+  self->timer_due_ = kNoDeadline;
+  if (self->deadline_ == kNoDeadline) return;
+  uint64_t now = uv_now(timer->loop);
+  if (now < self->deadline_) {
+    self->start_timer(self->deadline_ - now);
+    return;
+  }
+  self->deadline_ = kNoDeadline;
+  self->handle_timeout();
 }
 
 void Connection::handle_timeout() {

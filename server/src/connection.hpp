@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <string>
@@ -104,7 +105,12 @@ class Connection final : public RequestSink {
   // Ends the connection politely: FIN after the last byte, then discard input until EOF.
   void finish();
   void update_reading();
+  // Sets the connection's one deadline (header, keep-alive, linger or send timeout).
   void arm_timer(std::chrono::milliseconds timeout);
+  void stop_timer();
+  void start_timer(uint64_t delay_ms);
+
+  static constexpr uint64_t kNoDeadline = UINT64_MAX;
 
   uv_tcp_t socket_;
   uv_timer_t timer_;
@@ -116,9 +122,11 @@ class Connection final : public RequestSink {
   std::size_t write_bytes_in_flight_ = 0;
   int writes_in_flight_ = 0;
   bool reading_ = false;
-  bool finish_after_write_ = false;  // The last answer said "Connection: close".
-  bool reads_done_ = false;          // Parser stopped or EOF: nothing more will be read.
-  bool in_feed_ = false;             // Inside parser_.feed(): answers are flushed after it.
+  bool finish_after_write_ = false;   // The last answer said "Connection: close".
+  bool reads_done_ = false;           // Parser stopped or EOF: nothing more will be read.
+  uint64_t deadline_ = kNoDeadline;   // Loop time (ms) at which handle_timeout() is due.
+  uint64_t timer_due_ = kNoDeadline;  // Loop time at which timer_ fires, if it is running.
+  bool in_feed_ = false;              // Inside parser_.feed(): answers are flushed after it.
 };
 
 }  // namespace tandem

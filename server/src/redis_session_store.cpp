@@ -49,12 +49,14 @@ RedisSessionStore::~RedisSessionStore() {
 }
 
 void RedisSessionStore::start() {
-  uv_timer_start(&deadline_timer_, [](uv_timer_t* timer) {
-    static_cast<RedisSessionStore*>(timer->data)->check_deadlines();
-  }, kDeadlineCheckMs, kDeadlineCheckMs);
-  uv_timer_start(&stats_timer_, [](uv_timer_t* timer) {
-    static_cast<RedisSessionStore*>(timer->data)->refresh_stats();
-  }, kStatsIntervalMs, kStatsIntervalMs);
+  uv_timer_start(
+      &deadline_timer_,
+      [](uv_timer_t* timer) { static_cast<RedisSessionStore*>(timer->data)->check_deadlines(); },
+      kDeadlineCheckMs, kDeadlineCheckMs);
+  uv_timer_start(
+      &stats_timer_,
+      [](uv_timer_t* timer) { static_cast<RedisSessionStore*>(timer->data)->refresh_stats(); },
+      kStatsIntervalMs, kStatsIntervalMs);
   // Housekeeping must not keep a draining server alive.
   uv_unref(reinterpret_cast<uv_handle_t*>(&deadline_timer_));
   uv_unref(reinterpret_cast<uv_handle_t*>(&stats_timer_));
@@ -138,8 +140,8 @@ void RedisSessionStore::on_connected(int status) {
   ready_ = true;
   backoff_ = kMinBackoff;
   last_error_.clear();
-  log_.info("session_store_connected", {{"host", endpoint_.host}, {"port", endpoint_.port},
-                                        {"db", endpoint_.db}});
+  log_.info("session_store_connected",
+            {{"host", endpoint_.host}, {"port", endpoint_.port}, {"db", endpoint_.db}});
   refresh_stats();
 }
 
@@ -170,17 +172,18 @@ RedisSessionStore::Command* RedisSessionStore::track(Callback done, bool handsha
   return commands_.back().get();
 }
 
-void RedisSessionStore::record_request(const std::string& session_id,
-                                       const std::string& client_id, Callback done) {
+void RedisSessionStore::record_request(const std::string& session_id, const std::string& client_id,
+                                       Callback done) {
   auto refuse = [&](const std::string& reason) {
     ++stats_.errors;
     if (done) done(SessionUpdate{false, 0, reason});
   };
   if (!ready_ || context_ == nullptr) {
     std::string where = endpoint_.host + ":" + std::to_string(endpoint_.port);
-    refuse(state_ == State::kConnecting ? "still connecting to Redis at " + where
-                                        : "Redis at " + where + " is unreachable" +
-                                              (last_error_.empty() ? "" : " (" + last_error_ + ")"));
+    refuse(state_ == State::kConnecting
+               ? "still connecting to Redis at " + where
+               : "Redis at " + where + " is unreachable" +
+                     (last_error_.empty() ? "" : " (" + last_error_ + ")"));
     return;
   }
   if (commands_.size() >= kMaxPending) {
@@ -235,7 +238,8 @@ void RedisSessionStore::fail_connection(const std::string& reason) {
   ready_ = false;
   redisAsyncContext* context = context_;
   context_ = nullptr;
-  log_.warn("session_store_failed", {{"error", reason}, {"waiting", Json::UInt64(commands_.size())}});
+  log_.warn("session_store_failed",
+            {{"error", reason}, {"waiting", Json::UInt64(commands_.size())}});
   // Answer everyone now; hiredis still calls each command back (with no reply) when it frees the
   // context, which is when they leave commands_.
   for (std::size_t i = 0; i < commands_.size(); ++i) {
@@ -259,9 +263,9 @@ void RedisSessionStore::schedule_reconnect() {
   // Exponential backoff, so a Redis that is down is not hammered by every instance at once.
   uint64_t delay = to_ms(backoff_);
   backoff_ = std::min(backoff_ * 2, kMaxBackoff);
-  uv_timer_start(&reconnect_timer_, [](uv_timer_t* timer) {
-    static_cast<RedisSessionStore*>(timer->data)->connect();
-  }, delay, 0);
+  uv_timer_start(
+      &reconnect_timer_,
+      [](uv_timer_t* timer) { static_cast<RedisSessionStore*>(timer->data)->connect(); }, delay, 0);
 }
 
 void RedisSessionStore::check_deadlines() {

@@ -36,6 +36,7 @@ const llhttp_settings_t& parser_settings() {
     s.on_message_begin = ParserCallback<&RequestParser::on_message_begin>::event;
     s.on_url = ParserCallback<&RequestParser::on_url>::data;
     s.on_header_field = ParserCallback<&RequestParser::on_header_field>::data;
+    s.on_header_field_complete = ParserCallback<&RequestParser::on_header_field_complete>::event;
     s.on_header_value = ParserCallback<&RequestParser::on_header_value>::data;
     s.on_headers_complete = ParserCallback<&RequestParser::on_headers_complete>::event;
     s.on_body = ParserCallback<&RequestParser::on_body>::data;
@@ -130,6 +131,16 @@ int RequestParser::on_header_field(const char* at, std::size_t length) {
   std::transform(name.begin() + static_cast<std::ptrdiff_t>(old_size), name.end(),
                  name.begin() + static_cast<std::ptrdiff_t>(old_size),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return 0;
+}
+
+int RequestParser::on_header_field_complete() {
+  // llhttp 8.1 (not built in strict mode) lets "Host : x" through; RFC 9112 5.1 requires a 400,
+  // since proxies that disagree on such a header are how requests get smuggled.
+  const std::string& name = request_.headers.back().first;
+  if (name.empty() || name.back() == ' ' || name.back() == '\t') {
+    return fail(400, "malformed HTTP request: whitespace between a header name and its colon");
+  }
   return 0;
 }
 

@@ -60,6 +60,7 @@ class RequestParser {
   int on_message_begin();
   int on_url(const char* at, std::size_t length);
   int on_header_field(const char* at, std::size_t length);
+  int on_header_field_complete();
   int on_header_value(const char* at, std::size_t length);
   int on_headers_complete();
   int on_body(const char* at, std::size_t length);

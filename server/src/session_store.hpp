@@ -8,18 +8,18 @@ namespace tandem {
 
 // The outcome of counting one request against a session.
 struct SessionUpdate {
-  bool ok = false;             // false: the store could not be reached or refused the update.
-  int64_t request_count = 0;   // The session's count after this request, when ok.
-  std::string error;           // Why it failed, in words a client can act on, when !ok.
+  bool ok = false;            // false: the store could not be reached or refused the update.
+  int64_t request_count = 0;  // The session's count after this request, when ok.
+  std::string error;          // Why it failed, in words a client can act on, when !ok.
 };
 
 // Counters a store keeps about itself, for /metrics and /api/metrics.
 struct SessionStoreStats {
-  uint64_t active = 0;    // Sessions currently held.
-  uint64_t created = 0;   // Sessions created since start.
-  uint64_t evicted = 0;   // Dropped because the store was full (least recently used first).
-  uint64_t expired = 0;   // Dropped because they were idle past the TTL.
-  uint64_t errors = 0;    // Operations that failed (a store that is unreachable, for instance).
+  uint64_t active = 0;   // Sessions currently held.
+  uint64_t created = 0;  // Sessions created since start.
+  uint64_t evicted = 0;  // Dropped because the store was full (least recently used first).
+  uint64_t expired = 0;  // Dropped because they were idle past the TTL.
+  uint64_t errors = 0;   // Operations that failed (a store that is unreachable, for instance).
 };
 
 // Where sessions live. Operations complete through a callback so that a store on the network

@@ -225,3 +225,15 @@ BOOST_AUTO_TEST_CASE(eof_in_the_middle_of_a_request_is_reported) {
   RequestParser idle(limits(), idle_sink);
   BOOST_TEST(!idle.finish().has_value());
 }
+
+BOOST_AUTO_TEST_CASE(whitespace_before_a_header_colon_is_a_400) {
+  for (std::string head :
+       {"GET / HTTP/1.1\r\nHost : x\r\n\r\n", "GET / HTTP/1.1\r\nHost\t: x\r\n\r\n"}) {
+    Sink sink;
+    RequestParser parser(limits(), sink);
+    auto error = parser.feed(head);
+    BOOST_TEST_REQUIRE(error.has_value());
+    BOOST_TEST(error->status == 400);
+    BOOST_TEST(sink.requests.empty());
+  }
+}
