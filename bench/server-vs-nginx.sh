@@ -94,7 +94,7 @@ fi
 [ "$threads" -le "$connections" ] || usage_error "--threads must not exceed --connections"
 
 # Prerequisites. install-deps.sh is a no-op when everything is present; a missing tool after it
-# (say, run without root on a bare machine) is exit 77, which CTest can report as skipped.
+# (say, run without root on a bare machine) is exit 77; the test suite counts that as a failure.
 if [ "$install_deps" = 1 ]; then
   "$repo/packaging/install-deps.sh" bench >&2 ||
     echo "$prog: packaging/install-deps.sh bench failed; checking for the tools anyway" >&2
