@@ -461,7 +461,10 @@ BOOST_AUTO_TEST_CASE(api_metrics_counts_requests_by_route_and_status) {
   auto old_leaves = flatten(before_json);
   auto new_leaves = flatten(after.json());
   auto grew_by = [&](const std::vector<std::string>& needles, double at_least) {
-    for (const auto& [key, value] : new_leaves) {
+    for (const auto& leaf : new_leaves) {
+      // Not a structured binding: clang 14 cannot capture those in the lambda below.
+      const std::string& key = leaf.first;
+      double value = leaf.second;
       bool all = std::all_of(needles.begin(), needles.end(),
                              [&](const std::string& needle) { return contains(key, needle); });
       double old = old_leaves.count(key) != 0 ? old_leaves[key] : 0;

@@ -220,9 +220,16 @@ HttpResponse HttpClient::request(std::string_view method, const std::string& url
                                  const std::optional<std::string>& body,
                                  std::chrono::milliseconds timeout) {
   HttpResponse response;
-  // Reset options but keep the live connection and the cookies (curl_easy_reset keeps both).
-  curl_easy_reset(curl_);
-  if (cookies_) curl_easy_setopt(curl_, CURLOPT_COOKIEFILE, "");
+  // The handle keeps its options between requests, so every option a request may set is set
+  // again here. Not curl_easy_reset: it turns the cookie engine off, and turning it on again
+  // (CURLOPT_COOKIEFILE) leaks an entry of libcurl 7.88's cookie-file list each time.
+  curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, nullptr);
+  curl_easy_setopt(curl_, CURLOPT_NOBODY, 0L);
+  curl_easy_setopt(curl_, CURLOPT_POSTFIELDS, nullptr);
+  curl_easy_setopt(curl_, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(-1));
+  curl_easy_setopt(curl_, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(curl_, CURLOPT_FRESH_CONNECT, fresh_ ? 1L : 0L);
+  curl_easy_setopt(curl_, CURLOPT_FORBID_REUSE, fresh_ ? 1L : 0L);
   curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl_, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
@@ -232,10 +239,6 @@ HttpResponse HttpClient::request(std::string_view method, const std::string& url
   curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &response);
   curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &response);
-  if (fresh_) {
-    curl_easy_setopt(curl_, CURLOPT_FRESH_CONNECT, 1L);
-    curl_easy_setopt(curl_, CURLOPT_FORBID_REUSE, 1L);
-  }
   if (method == "GET") {
     curl_easy_setopt(curl_, CURLOPT_HTTPGET, 1L);
   } else if (method == "HEAD") {
