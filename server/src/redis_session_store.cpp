@@ -66,7 +66,8 @@ void RedisSessionStore::start() {
 
 std::string RedisSessionStore::state() const {
   if (ready_) return "ok";
-  if (state_ == State::kConnecting) return "connecting";
+  // Connected but AUTH/SELECT not yet answered counts as connecting.
+  if (state_ == State::kConnecting || state_ == State::kConnected) return "connecting";
   if (state_ == State::kClosed) return "closed";
   return "unavailable";
 }
@@ -96,13 +97,18 @@ void RedisSessionStore::connect() {
   context_ = context;
   connect_deadline_ = std::chrono::steady_clock::now() + kConnectTimeout;
   // hiredis queues these until the socket is up; their replies come before any request's.
+  pending_handshakes_ = 0;
   auto handshake_done = [this](SessionUpdate update) {
     // A handshake failed by fail_connection itself (the context is already detached) is no news.
-    if (!update.ok && context_ != nullptr) {
-      fail_connection("Redis refused the handshake: " + update.error);
+    if (!update.ok) {
+      if (context_ != nullptr) fail_connection("Redis refused the handshake: " + update.error);
+      return;
     }
+    if (--pending_handshakes_ == 0 && state_ == State::kConnected) become_ready();
   };
+
   if (!endpoint_.password.empty()) {
+    ++pending_handshakes_;
     Command* command = track(handshake_done, true);
     if (endpoint_.user.empty()) {
       redisAsyncCommand(context_, on_reply_callback, command, "AUTH %b", endpoint_.password.data(),
@@ -114,6 +120,7 @@ void RedisSessionStore::connect() {
     }
   }
   if (endpoint_.db != 0) {
+    ++pending_handshakes_;
     redisAsyncCommand(context_, on_reply_callback, track(handshake_done, true), "SELECT %d",
                       endpoint_.db);
   }
@@ -137,6 +144,11 @@ void RedisSessionStore::on_connected(int status) {
     return;
   }
   state_ = State::kConnected;
+  // Requests wait for AUTH and SELECT: before those, they would reach the wrong database.
+  if (pending_handshakes_ == 0) become_ready();
+}
+
+void RedisSessionStore::become_ready() {
   ready_ = true;
   backoff_ = kMinBackoff;
   last_error_.clear();
@@ -162,11 +174,13 @@ void RedisSessionStore::on_disconnected(int) {
   schedule_reconnect();
 }
 
-RedisSessionStore::Command* RedisSessionStore::track(Callback done, bool handshake) {
+RedisSessionStore::Command* RedisSessionStore::track(Callback done, bool handshake, bool request) {
   auto command = std::make_unique<Command>();
   command->store = this;
   command->done = std::move(done);
   command->handshake = handshake;
+  command->request = request;
+  if (request) ++requests_waiting_;
   command->deadline = std::chrono::steady_clock::now() + kCommandTimeout;
   commands_.push_back(std::move(command));
   return commands_.back().get();
@@ -180,13 +194,13 @@ void RedisSessionStore::record_request(const std::string& session_id, const std:
   };
   if (!ready_ || context_ == nullptr) {
     std::string where = endpoint_.host + ":" + std::to_string(endpoint_.port);
-    refuse(state_ == State::kConnecting
+    refuse(state_ == State::kConnecting || state_ == State::kConnected
                ? "still connecting to Redis at " + where
                : "Redis at " + where + " is unreachable" +
                      (last_error_.empty() ? "" : " (" + last_error_ + ")"));
     return;
   }
-  if (commands_.size() >= kMaxPending) {
+  if (requests_waiting_ >= kMaxPending) {
     refuse("too many requests are waiting for Redis; retry shortly");
     return;
   }
@@ -198,13 +212,14 @@ void RedisSessionStore::record_request(const std::string& session_id, const std:
         if (!update.ok) ++stats_.errors;
         if (done) done(std::move(update));
       },
-      false);
+      false, true);
   int result = redisAsyncCommand(context_, on_reply_callback, command, "EVAL %s 1 %b %b %b",
                                  kRecordScript, key.data(), key.size(), client_id.data(),
                                  client_id.size(), ttl.data(), ttl.size());
   if (result != REDIS_OK) {
     Callback failed = std::move(command->done);
     commands_.pop_back();
+    --requests_waiting_;
     failed(SessionUpdate{false, 0, "cannot send the command to Redis"});
   }
 }
@@ -220,7 +235,10 @@ void RedisSessionStore::on_reply(Command* command, redisReply* reply) {
   // Replies come in order, so the command is almost always at the front.
   auto found = std::find_if(commands_.begin(), commands_.end(),
                             [command](const auto& item) { return item.get() == command; });
-  if (found != commands_.end()) commands_.erase(found);
+  if (found != commands_.end()) {
+    if ((*found)->request) --requests_waiting_;
+    commands_.erase(found);
+  }
   if (!done) return;  // Already answered by a timeout or a lost connection.
   if (reply == nullptr) {
     done(SessionUpdate{false, 0, "the connection to Redis was lost"});
@@ -286,6 +304,7 @@ void RedisSessionStore::check_deadlines() {
 }
 
 void RedisSessionStore::refresh_stats() {
+  // Housekeeping waits while the queue is long: Redis is busy or stuck, the gauge can wait.
   if (!ready_ || context_ == nullptr || commands_.size() >= kMaxPending) return;
   Command* command = track(
       [this](SessionUpdate update) {

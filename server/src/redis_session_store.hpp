@@ -61,10 +61,12 @@ class RedisSessionStore final : public SessionStore {
     Callback done;  // Empty once answered (by Redis, or by a timeout or a lost connection).
     std::chrono::steady_clock::time_point deadline;
     bool handshake = false;  // AUTH/SELECT: a failure means the connection is unusable.
+    bool request = false;    // A client's request (counted against kMaxPending).
   };
 
   void connect();
   void on_connected(int status);
+  void become_ready();
   void on_disconnected(int status);
   void on_reply(Command* command, redisReply* reply);
   // Answers every waiting command with `reason` and drops the connection; reconnects later.
@@ -72,7 +74,7 @@ class RedisSessionStore final : public SessionStore {
   void schedule_reconnect();
   void check_deadlines();
   void refresh_stats();
-  Command* track(Callback done, bool handshake);
+  Command* track(Callback done, bool handshake, bool request = false);
 
   static void on_connect_callback(const redisAsyncContext* context, int status);
   static void on_disconnect_callback(const redisAsyncContext* context, int status);
@@ -84,9 +86,11 @@ class RedisSessionStore final : public SessionStore {
   Log& log_;
   redisAsyncContext* context_ = nullptr;
   State state_ = State::kIdle;
-  bool ready_ = false;  // Connected, and AUTH/SELECT went through.
+  bool ready_ = false;          // Connected, and AUTH/SELECT went through.
+  int pending_handshakes_ = 0;  // AUTH/SELECT sent on this connection, not yet answered.
   std::string last_error_;
   std::deque<std::unique_ptr<Command>> commands_;
+  std::size_t requests_waiting_ = 0;  // Commands in commands_ that are clients' requests.
   std::chrono::milliseconds backoff_ = kMinBackoff;
   std::chrono::steady_clock::time_point connect_deadline_;
   uv_timer_t reconnect_timer_;
