@@ -1,0 +1,279 @@
+"""HTTP load for the stack tests, with libcurl (pycurl) as the client and its cookie engine.
+
+Every request ends as an Outcome carrying its times (time.monotonic()), its HTTP status, the
+instance that answered (the X-Container-Id header) and curl's error if any, so that tests compute
+failure rates, per-second windows and distributions from what actually happened.
+
+- parallel(requests):         many requests at once (one fresh, cookieless connection each)
+- PacedLoad(url, rate, ...):  a fixed request rate for a fixed time, in a thread
+- Client + run_clients(...):  browser-like clients, each with its own cookie jar, each sending a
+                              sequence of requests one after the other, all clients at once
+"""
+
+import io
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+
+import pycurl
+
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass
+class Request:
+    method: str
+    url: str
+    body: bytes = None
+    headers: tuple = ()  # ("Name: value", ...)
+
+
+@dataclass
+class Outcome:
+    request: Request
+    scheduled: float  # when it was due (monotonic); equals started unless paced
+    started: float
+    finished: float
+    status: int = 0  # 0: no HTTP answer
+    instance: str = ""  # X-Container-Id of the answer, "" if none
+    error: str = ""  # curl's error message, "" if the transfer completed
+    headers: dict = field(default_factory=dict)  # lower-case name -> last value
+    body: bytes = b""
+
+    @property
+    def ok(self):
+        return not self.error and self.status == 200
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class Client:
+    """One HTTP client: its own libcurl handle and, with cookies=True, its own cookie jar."""
+
+    def __init__(self, name="", cookies=True, timeout=DEFAULT_TIMEOUT):
+        self.name = name
+        self.timeout = timeout
+        self.curl = pycurl.Curl()
+        if cookies:
+            self.curl.setopt(pycurl.COOKIEFILE, "")  # An empty name enables the in-memory jar.
+        self.outcomes = []
+
+    def cookies(self):
+        """{name: value} of the cookies in this client's jar."""
+        jar = {}
+        for line in self.curl.getinfo(pycurl.INFO_COOKIELIST):
+            fields = line.split("\t")
+            if len(fields) >= 7:
+                jar[fields[5]] = fields[6]
+        return jar
+
+    def close(self):
+        self.curl.close()
+
+
+class _Transfer:
+    """One request in flight on a client's handle."""
+
+    def __init__(self, client, request, scheduled):
+        self.client = client
+        self.request = request
+        self.scheduled = scheduled
+        self.headers = {}
+        self.body = io.BytesIO()
+        curl = client.curl
+        curl.setopt(pycurl.URL, request.url)
+        if request.method == "GET":
+            curl.setopt(pycurl.HTTPGET, 1)
+        elif request.method == "POST":
+            curl.setopt(pycurl.POSTFIELDS, request.body or b"")
+        else:
+            curl.setopt(pycurl.CUSTOMREQUEST, request.method)
+        curl.setopt(pycurl.HTTPHEADER, list(request.headers))
+        curl.setopt(pycurl.HEADERFUNCTION, self._on_header)
+        curl.setopt(pycurl.WRITEDATA, self.body)
+        curl.setopt(pycurl.NOSIGNAL, 1)
+        curl.setopt(pycurl.TIMEOUT_MS, int(client.timeout * 1000))
+        self.started = time.monotonic()
+
+    def _on_header(self, line):
+        text = line.decode("iso-8859-1").strip()
+        if text.startswith("HTTP/"):
+            self.headers = {}  # A new answer (after a 100 Continue, say) starts afresh.
+        elif ":" in text:
+            name, value = text.split(":", 1)
+            self.headers[name.strip().lower()] = value.strip()
+
+    def finish(self, error):
+        status = self.client.curl.getinfo(pycurl.RESPONSE_CODE)
+        outcome = Outcome(self.request, self.scheduled, self.started, time.monotonic(),
+                          status=status, instance=self.headers.get("x-container-id", ""),
+                          error=error, headers=self.headers, body=self.body.getvalue())
+        self.client.outcomes.append(outcome)
+        return outcome
+
+
+class _Multi:
+    """A CurlMulti driving transfers, at most one per client at a time."""
+
+    def __init__(self):
+        self.multi = pycurl.CurlMulti()
+        self.active = {}
+
+    def add(self, client, request, scheduled=None):
+        transfer = _Transfer(client, request, scheduled)
+        if transfer.scheduled is None:
+            transfer.scheduled = transfer.started
+        self.active[client.curl] = transfer
+        self.multi.add_handle(client.curl)
+
+    def step(self, wait):
+        """Runs what is ready, waits at most `wait` seconds for sockets; returns the completed
+        transfers as (client, outcome) pairs."""
+        # Drive first, so that transfers added since the last step start at once.
+        self._perform()
+        if self.active:
+            self.multi.select(wait)
+        elif wait > 0:
+            time.sleep(wait)
+        self._perform()
+        done = []
+        while True:
+            _, succeeded, failed = self.multi.info_read()
+            for curl in succeeded:
+                done.append(self._complete(curl, ""))
+            for curl, _, message in failed:
+                done.append(self._complete(curl, message or "failed"))
+            if not succeeded and not failed:
+                break
+        return done
+
+    def _perform(self):
+        while True:
+            code, _ = self.multi.perform()
+            if code != pycurl.E_CALL_MULTI_PERFORM:
+                return
+
+    def _complete(self, curl, error):
+        self.multi.remove_handle(curl)
+        transfer = self.active.pop(curl)
+        return transfer.client, transfer.finish(error)
+
+    def close(self):
+        for curl in list(self.active):
+            self.multi.remove_handle(curl)
+        self.active.clear()
+        self.multi.close()
+
+
+def parallel(requests, timeout=DEFAULT_TIMEOUT):
+    """Sends all requests at once, each from a fresh cookieless client; outcomes in order."""
+    multi = _Multi()
+    clients = []
+    try:
+        for request in requests:
+            client = Client(cookies=False, timeout=timeout)
+            clients.append(client)
+            multi.add(client, request)
+        while multi.active:
+            multi.step(0.1)
+        return [client.outcomes[0] for client in clients]
+    finally:
+        multi.close()
+        for client in clients:
+            client.close()
+
+
+def run_clients(clients, make_request, rounds):
+    """Each client sends `rounds` requests one after the other (make_request(client, i) builds
+    the i-th), all clients at once. Returns nothing: outcomes land in each client.outcomes."""
+    multi = _Multi()
+    sent = {id(client): 0 for client in clients}
+    try:
+        for client in clients:
+            if rounds > 0:
+                multi.add(client, make_request(client, 0))
+                sent[id(client)] = 1
+        while multi.active:
+            for client, _ in multi.step(0.1):
+                if sent[id(client)] < rounds:
+                    multi.add(client, make_request(client, sent[id(client)]))
+                    sent[id(client)] += 1
+    finally:
+        multi.close()
+
+
+class PacedLoad:
+    """`rate` cookieless requests per second for `duration` seconds, in a background thread.
+
+    Requests are started on schedule (start + i / rate) whether or not earlier ones finished; the
+    connections are kept alive and reused, as a busy client population's would be. Each request
+    is bounded by `timeout`, so the whole run ends by duration + timeout.
+    """
+
+    def __init__(self, url, rate, duration, timeout=DEFAULT_TIMEOUT):
+        self.url = url
+        self.rate = rate
+        self.duration = duration
+        self.timeout = timeout
+        self.outcomes = []
+        self.start_time = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="paced-load", daemon=True)
+        self._error = None
+
+    def start(self):
+        self._thread.start()
+        self._started.wait()
+        return self.start_time
+
+    def join(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return sorted(self.outcomes, key=lambda outcome: outcome.scheduled)
+
+    def _run(self):
+        multi = _Multi()
+        clients = []
+        idle = []  # Cookieless clients whose last request is done, ready for another.
+        count = int(round(self.rate * self.duration))
+        try:
+            self.start_time = time.monotonic()
+            self._started.set()
+            issued = 0
+            while issued < count or multi.active:
+                now = time.monotonic()
+                while issued < count and self.start_time + issued / self.rate <= now:
+                    if not idle:
+                        clients.append(Client(cookies=False, timeout=self.timeout))
+                        idle.append(clients[-1])
+                    client = idle.pop()
+                    multi.add(client, Request("GET", self.url),
+                              scheduled=self.start_time + issued / self.rate)
+                    issued += 1
+                due = self.start_time + issued / self.rate if issued < count else now + 0.1
+                for client, outcome in multi.step(max(0.0, min(due - time.monotonic(), 0.1))):
+                    self.outcomes.append(outcome)
+                    client.outcomes.clear()
+                    idle.append(client)
+        except Exception as error:  # Reported by join() in the caller's thread.
+            self._error = error
+            self._started.set()
+        finally:
+            multi.close()
+            for client in clients:
+                client.close()
+
+    def windows(self, first, last):
+        """Successful answers per 1 s window [start + k, start + k + 1), for k in first..last-1,
+        by the time each answer arrived."""
+        counts = [0] * (last - first)
+        for outcome in self.outcomes:
+            if outcome.ok:
+                k = int(outcome.finished - self.start_time)
+                if first <= k < last:
+                    counts[k - first] += 1
+        return counts
+

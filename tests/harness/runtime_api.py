@@ -1,0 +1,154 @@
+"""HAProxy's runtime API (the admin unix socket): one command per connection, as scripts use it.
+
+    api = RuntimeApi("/run/haproxy/admin.sock")
+    api.server_status("tandem", "app-1")          # "UP", "DOWN", "DRAIN", "MAINT", "UP 1/2", ...
+    api.set_server_state("tandem", "app-1", "drain")
+"""
+
+import csv
+import io
+import socket
+import threading
+import time
+
+SERVER_STATES = ("ready", "drain", "maint")
+
+
+class RuntimeApiError(RuntimeError):
+    pass
+
+
+class RuntimeApi:
+    def __init__(self, path, timeout=5.0):
+        self.path = str(path)
+        self.timeout = timeout
+
+    def command(self, line):
+        """Sends one command and returns HAProxy's whole answer as text."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(self.timeout)
+            sock.connect(self.path)
+            sock.sendall(line.encode() + b"\n")
+            chunks = []
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", "replace")
+
+    def show_stat(self):
+        """`show stat` as a list of dicts keyed by the CSV header (pxname, svname, status, ...)."""
+        text = self.command("show stat")
+        if not text.startswith("# "):
+            raise RuntimeApiError(f"unexpected answer to show stat: {text[:200]!r}")
+        return list(csv.DictReader(io.StringIO(text[2:])))
+
+    def server_stat(self, backend, server):
+        for row in self.show_stat():
+            if row["pxname"] == backend and row["svname"] == server:
+                return row
+        raise RuntimeApiError(f"no server {backend}/{server} in show stat")
+
+    def server_status(self, backend, server):
+        """The stats status: UP, DOWN, DRAIN, MAINT, NOLB, or a transition such as "UP 1/2"."""
+        return self.server_stat(backend, server)["status"]
+
+    def statuses(self, backend):
+        """{server name: status} for every server of a backend."""
+        return {row["svname"]: row["status"] for row in self.show_stat()
+                if row["pxname"] == backend and row["svname"] not in ("FRONTEND", "BACKEND")}
+
+    def servers_state(self, backend=None):
+        """`show servers state [backend]` as a list of dicts keyed by its header (srv_name,
+        srv_op_state, srv_admin_state, ...)."""
+        text = self.command("show servers state" + (f" {backend}" if backend else ""))
+        lines = text.splitlines()
+        header = next((line for line in lines if line.startswith("# ")), None)
+        if not lines or lines[0].strip() != "1" or header is None:
+            raise RuntimeApiError(f"unexpected answer to show servers state: {text[:200]!r}")
+        names = header[2:].split()
+        rows = []
+        for line in lines:
+            if line.strip() and not line.startswith("#") and line.strip() != "1":
+                rows.append(dict(zip(names, line.split())))
+        return rows
+
+    def set_server_state(self, backend, server, state):
+        """`set server <backend>/<server> state ready|drain|maint`; raises on any answer but
+        the empty one HAProxy gives on success."""
+        if state not in SERVER_STATES:
+            raise ValueError(f"state must be one of {SERVER_STATES}, not {state!r}")
+        answer = self.command(f"set server {backend}/{server} state {state}").strip()
+        if answer:
+            raise RuntimeApiError(f"set server {backend}/{server} state {state}: {answer}")
+
+    def worker_pid(self):
+        """The pid of the HAProxy process answering (`show info` Pid), which a reload changes."""
+        for line in self.command("show info").splitlines():
+            if line.startswith("Pid:"):
+                return int(line.split(":", 1)[1])
+        raise RuntimeApiError("show info has no Pid line")
+
+
+def is_up(status):
+    """UP, or UP on its way down ("UP 1/2"): the server still takes traffic."""
+    return status == "UP" or status.startswith("UP ")
+
+
+def is_down(status):
+    """DOWN, or DOWN on its way up ("DOWN 1/2"): health checks have taken it out."""
+    return status == "DOWN" or status.startswith("DOWN ")
+
+
+class StatusMonitor:
+    """Polls one server's status in a thread and records every change with its time
+    (time.monotonic()), to measure how long HAProxy takes to notice a death or a recovery."""
+
+    def __init__(self, api, backend, server, interval=0.05):
+        self.api = api
+        self.backend = backend
+        self.server = server
+        self.interval = interval
+        self.changes = []  # (monotonic time, status), the first entry being the initial status
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"monitor-{server}", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        last = None
+        while not self._stop.is_set():
+            try:
+                status = self.api.server_status(self.backend, self.server)
+            except (OSError, RuntimeApiError):
+                # A reload replaces the socket for a moment; a gap is recorded, not fatal.
+                self.errors += 1
+                status = None
+            now = time.monotonic()
+            if status is not None and status != last:
+                self.changes.append((now, status))
+                last = status
+            self._stop.wait(self.interval)
+
+    def first(self, predicate, after):
+        """The time of the first recorded status at or after `after` that satisfies predicate."""
+        for when, status in self.changes:
+            if when >= after and predicate(status):
+                return when
+        return None
+
+    def status_at(self, when):
+        current = None
+        for changed, status in self.changes:
+            if changed > when:
+                break
+            current = status
+        return current

@@ -1,0 +1,94 @@
+"""Fixtures of the stack tests: real HAProxy, real tandem-server instances, on loopback.
+
+`make_stack(**kwargs)` starts a tests.harness.stack.Stack and guarantees its teardown, also when
+the test fails or the run is interrupted (SIGINT, SIGTERM and SIGHUP unwind like Ctrl-C; children
+die with the harness even on SIGKILL, see tests/harness/processes.py). When a test fails, the end
+of every log of its stacks is printed with the failure.
+
+`report(line)` records a measured number: printed at once (visible with -s) and repeated in a
+"measured" section at the end of the run, so it lands in the CTest log even with -q.
+"""
+
+import pathlib
+import sys
+
+import pytest
+
+sys.dont_write_bytecode = True
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.harness.processes import raise_on_termination, tail  # noqa: E402
+from tests.harness.stack import Stack, find_server_bin  # noqa: E402
+
+_measurements = []
+
+
+def pytest_addoption(parser):
+    parser.addoption("--server-bin", default=None,
+                     help="tandem-server binary (default: $TANDEM_SERVER_BIN, else a build dir)")
+
+
+def pytest_configure(config):
+    raise_on_termination()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _measurements:
+        terminalreporter.section("measured")
+        for line in _measurements:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def server_bin(pytestconfig):
+    return find_server_bin(pytestconfig.getoption("server_bin"))
+
+
+@pytest.fixture
+def report(request):
+    def record(line):
+        print(line, flush=True)
+        _measurements.append(f"{request.node.name}: {line}")
+
+    return record
+
+
+@pytest.fixture
+def make_stack(request, server_bin):
+    stacks = []
+
+    def make(**kwargs):
+        kwargs.setdefault("server_bin", server_bin)
+        stack = Stack(**kwargs)
+        stacks.append(stack)
+        stack.up()
+        return stack
+
+    yield make
+    failed = any(getattr(request.node, f"report_{when}", None) is not None
+                 and getattr(request.node, f"report_{when}").failed for when in ("setup", "call"))
+    unclean = []
+    for stack in stacks:
+        if failed:
+            logs = [("haproxy", stack.haproxy_log)]
+            logs += [(i.id, i.log_path) for i in stack.instances.values()]
+            for name, path in logs:
+                print(f"----- {name}: {path} (last lines)\n{tail(path, 40)}")
+        codes = stack.down(remove_workdir=False)
+        for name, code in codes.items():
+            if name in stack.instances and code != 0:
+                unclean.append(f"{name} exited {code} on SIGTERM (DESIGN.md: a drain ends "
+                               f"with 0); its log ends:\n{tail(stack.instances[name].log_path)}")
+        stack.remove_workdir()
+    # Every instance still running at the end must drain and exit 0: under the sanitizer build
+    # this also catches a crash or a sanitizer report in any scenario.
+    assert not unclean, "\n".join(unclean)
