@@ -159,6 +159,7 @@ bool Connection::on_request(Request&& request) {
   if (host_.config().access_log) {
     pending->method = request.method;
     pending->target = request.target;
+    if (const std::string* id = request.header("x-request-id")) pending->request_id = *id;
   }
   pending_.push_back(pending);
 
@@ -228,7 +229,8 @@ void Connection::flush() {
       host_.log().info("request", {{"method", answer->method},
                                    {"target", answer->target},
                                    {"status", answer->response.status},
-                                   {"duration_ms", millis}});
+                                   {"duration_ms", millis},
+                                   {"request_id", answer->request_id}});
     }
     if (!keep_alive) {
       finish_after_write_ = true;

@@ -72,6 +72,7 @@ class Connection final : public RequestSink {
     Response response;
     std::string method;  // For the access log.
     std::string target;
+    std::string request_id;  // X-Request-ID from HAProxy, to join its log line with ours.
     std::chrono::steady_clock::time_point started;
   };
 
