@@ -1,0 +1,78 @@
+# Writes tandem-server(1), gzipped, from the built binary's own --help and --version, so the
+# manual cannot drift from the flags. Run at install time of the "deb" component (CPack.cmake):
+#   cmake -DSERVER=<tandem-server> -DOUTPUT=<dir>/tandem-server.1.gz -P manpage.cmake
+# The date comes from SOURCE_DATE_EPOCH when set (reproducible builds).
+cmake_minimum_required(VERSION 3.25)
+
+execute_process(COMMAND "${SERVER}" --help OUTPUT_VARIABLE help RESULT_VARIABLE help_result)
+execute_process(COMMAND "${SERVER}" --version OUTPUT_VARIABLE version RESULT_VARIABLE version_result
+                OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(NOT help_result EQUAL 0 OR NOT version_result EQUAL 0)
+  message(FATAL_ERROR "manpage.cmake: ${SERVER} --help/--version failed")
+endif()
+string(REGEX REPLACE "^tandem-server " "" version "${version}")
+string(TIMESTAMP date "%Y-%m-%d" UTC)
+
+# roff: backslashes doubled, hyphens made explicit, and a line may not start with . or '.
+string(REPLACE "\\" "\\\\" help "${help}")
+string(REPLACE "-" "\\-" help "${help}")
+string(REGEX REPLACE "(^|\n)([.'])" "\\1\\\\&\\2" help "${help}")
+
+set(page [=[.TH TANDEM-SERVER 1 "@date@" "tandem @version@" "tandem"
+.SH NAME
+tandem-server \- one event-loop instance of the tandem web application
+.SH SYNOPSIS
+.B tandem-server
+[\fIOPTIONS\fR]
+.SH DESCRIPTION
+.B tandem-server
+serves the tandem HTTP application from a single libuv event loop. Several instances run side by
+side behind HAProxy, one per port, each as the systemd unit
+.BR tandem@ PORT .service
+with its options in
+.IR /etc/tandem/ PORT .env .
+It answers \fB/health\fR (200, or 503 while draining), \fB/api/whoami\fR, \fB/api/session\fR,
+\fB/api/load\-test\fR, \fB/api/metrics\fR and \fB/metrics\fR (Prometheus).
+.SH OPTIONS
+A bad value is reported on one line and the exit status is 2, before anything listens.
+.PP
+.nf
+@help@
+.fi
+.SH SIGNALS
+.TP
+.B SIGTERM, SIGINT
+Start the drain: \fB/health\fR answers 503 at once, requests are still served for
+\fB\-\-drain\-grace\fR (so the balancer can take the instance out), then the listener closes,
+in\-flight requests finish and the process exits 0, by \fB\-\-drain\-timeout\fR at the latest.
+.TP
+.B a second SIGTERM
+Exit at once, with status 1.
+.SH SYSTEMD
+The server notifies systemd (READY, STATUS, STOPPING) and, when \fBWatchdogSec\fR is set, pings
+the watchdog from its event loop, so a hung loop is restarted. Logs are JSON lines on standard
+output, kept by journald: \fBjournalctl \-u tandem@3001\fR.
+.SH FILES
+.TP
+.I /etc/tandem/PORT.env
+The instance's TANDEM_* settings (its id above all).
+.TP
+.I /lib/systemd/system/tandem@.service, /lib/systemd/system/tandem.target
+The units; \fBsystemctl start tandem.target\fR starts every enabled instance.
+.TP
+.I /usr/share/tandem/haproxy/haproxy.cfg.j2
+The HAProxy configuration template the instances are meant to run behind.
+.SH SEE ALSO
+.BR systemctl (1),
+.BR systemd.service (5),
+.BR haproxy (1)
+]=])
+string(CONFIGURE "${page}" page @ONLY)
+
+string(REGEX REPLACE "\\.gz$" "" plain "${OUTPUT}")
+file(WRITE "${plain}" "${page}")
+# -n: no name or time stamp in the gzip header, as Debian wants (reproducible, lintian-clean).
+execute_process(COMMAND gzip -9nf "${plain}" RESULT_VARIABLE gzip_result)
+if(NOT gzip_result EQUAL 0)
+  message(FATAL_ERROR "manpage.cmake: gzip failed")
+endif()
