@@ -365,8 +365,9 @@ ConfigOutcome parse_config(int argc, const char* const* argv, const EnvLookup& e
                           "[A-Za-z0-9_.-]",
                           "app-<port>");
   auto& session_store = settings.add(app, "session-store", "STORE",
-                                     "Where sessions live: memory, or redis://host:port[/db] "
-                                     "(db 0-15)",
+                                     "Where sessions live: memory, or "
+                                     "redis://[[user]:password@]host:port[/db] (db 0-15; "
+                                     "percent-encode special characters in the password)",
                                      defaults.session_store);
   auto& max_sessions =
       settings.add(app, "max-sessions", "N", "Memory store: sessions kept (least recent dropped)",

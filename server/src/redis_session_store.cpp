@@ -1,12 +1,12 @@
 #include "redis_session_store.hpp"
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
 
 #include "log.hpp"
+#include "redis_poller.hpp"
 
 namespace tandem {
 namespace {
@@ -85,7 +85,7 @@ void RedisSessionStore::connect() {
     return;
   }
   context->data = this;
-  if (redisLibuvAttach(context, loop_) != REDIS_OK) {
+  if (!RedisPoller::attach(context, loop_)) {
     last_error_ = "cannot attach Redis to the event loop";
     redisAsyncFree(context);
     state_ = State::kIdle;
@@ -124,6 +124,10 @@ void RedisSessionStore::connect() {
     redisAsyncCommand(context_, on_reply_callback, track(handshake_done, true), "SELECT %d",
                       endpoint_.db);
   }
+  // A PING answered, not a TCP connect, makes the store ready: the kernel completes connects for
+  // a Redis that is hung (stopped, swapping), which would otherwise count as healthy.
+  ++pending_handshakes_;
+  redisAsyncCommand(context_, on_reply_callback, track(handshake_done, true), "PING");
 }
 
 void RedisSessionStore::on_connect_callback(const redisAsyncContext* context, int status) {
@@ -144,7 +148,8 @@ void RedisSessionStore::on_connected(int status) {
     return;
   }
   state_ = State::kConnected;
-  // Requests wait for AUTH and SELECT: before those, they would reach the wrong database.
+  // Requests wait for AUTH, SELECT and PING: before those, they could reach the wrong database
+  // or a Redis that does not answer.
   if (pending_handshakes_ == 0) become_ready();
 }
 
@@ -247,7 +252,7 @@ void RedisSessionStore::on_reply(Command* command, redisReply* reply) {
   } else if (reply->type == REDIS_REPLY_INTEGER) {
     done(SessionUpdate{true, reply->integer, {}});
   } else {
-    done(SessionUpdate{true, 0, {}});  // AUTH and SELECT answer +OK.
+    done(SessionUpdate{true, 0, {}});  // AUTH and SELECT answer +OK, PING +PONG.
   }
 }
 

@@ -178,6 +178,8 @@ BOOST_AUTO_TEST_CASE(unreachable_redis_fails_fast_then_recovers_without_restart)
   SessionUpdate down = record("x");
   BOOST_TEST(!down.ok);
   BOOST_TEST(down.error.find("unreachable") != std::string::npos, down.error);
+  // The refusal itself is reported (the socket's error reaches hiredis), not a timeout of ours.
+  BOOST_TEST(down.error.find("refused") != std::string::npos, down.error);
   BOOST_TEST((std::chrono::steady_clock::now() - started < 100ms));  // Refused at once, no wait.
   BOOST_TEST(store->stats().errors >= 1u);
 
@@ -201,6 +203,17 @@ BOOST_AUTO_TEST_CASE(a_hung_redis_times_out_instead_of_holding_requests) {
   redis.resume();
   BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }, 5000ms));
   BOOST_TEST(record("y").ok);
+}
+
+BOOST_AUTO_TEST_CASE(a_hung_redis_is_never_reported_ok) {
+  RedisServer redis(port);
+  redis.pause();  // The kernel still completes TCP connects for it.
+  make_store();
+  BOOST_TEST(!run_until([&] { return store->state() == "ok"; }, 1500ms));
+  BOOST_TEST(!record("h").ok);
+  redis.resume();
+  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }, 5000ms));
+  BOOST_TEST(record("h").ok);
 }
 
 BOOST_AUTO_TEST_CASE(waiting_requests_are_bounded) {
