@@ -8,6 +8,7 @@ failure rates, per-second windows and distributions from what actually happened.
 - PacedLoad(url, rate, ...):  a fixed request rate for a fixed time, in a thread
 - Client + run_clients(...):  browser-like clients, each with its own cookie jar, each sending a
                               sequence of requests one after the other, all clients at once
+- Rounds(clients, ...):       the same in rounds, in a thread, until stopped
 """
 
 import io
@@ -209,11 +210,13 @@ class PacedLoad:
 
     Requests are started on schedule (start + i / rate) whether or not earlier ones finished; the
     connections are kept alive and reused, as a busy client population's would be. Each request
-    is bounded by `timeout`, so the whole run ends by duration + timeout.
+    is bounded by `timeout`, so the whole run ends by duration + timeout. The i-th request is
+    GET url, or request_for(i) when given (a Request: a mix of routes, say).
     """
 
-    def __init__(self, url, rate, duration, timeout=DEFAULT_TIMEOUT):
+    def __init__(self, url, rate, duration, timeout=DEFAULT_TIMEOUT, request_for=None):
         self.url = url
+        self.request_for = request_for or (lambda number: Request("GET", url))
         self.rate = rate
         self.duration = duration
         self.timeout = timeout
@@ -250,7 +253,7 @@ class PacedLoad:
                         clients.append(Client(cookies=False, timeout=self.timeout))
                         idle.append(clients[-1])
                     client = idle.pop()
-                    multi.add(client, Request("GET", self.url),
+                    multi.add(client, self.request_for(issued),
                               scheduled=self.start_time + issued / self.rate)
                     issued += 1
                 due = self.start_time + issued / self.rate if issued < count else now + 0.1
@@ -277,3 +280,47 @@ class PacedLoad:
                     counts[k - first] += 1
         return counts
 
+
+class Rounds:
+    """Clients (each with its own cookie jar and handle) sending rounds of requests in a
+    background thread until stopped: in each round every client sends make_request(client, n),
+    n being its number of requests so far, all at once; `pause` seconds between two rounds.
+    Outcomes land in each client.outcomes. For steady traffic from sticky clients during an
+    operation whose length is not known in advance (a rolling restart, say)."""
+
+    def __init__(self, clients, make_request, pause):
+        self.clients = list(clients)
+        self.make_request = make_request
+        self.pause = pause
+        self.rounds = 0
+        self._stop = threading.Event()
+        self._error = None
+        self._thread = threading.Thread(target=self._run, name="rounds", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._halt()
+
+    def _run(self):
+        try:
+            while not self._stop.is_set():
+                run_clients(self.clients,
+                            lambda client, _: self.make_request(client, len(client.outcomes)), 1)
+                self.rounds += 1
+                self._stop.wait(self.pause)
+        except Exception as error:  # Reported by stop() in the caller's thread.
+            self._error = error
+
+    def _halt(self):
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def stop(self):
+        """Ends the current round and stops; raises what went wrong in the thread, if anything."""
+        self._halt()
+        if self._error is not None:
+            raise self._error

@@ -98,13 +98,20 @@ class Stack:
     Instances are named app-1..app-N on ports first_port.. (free ports when not given).
     `overrides` are template variables on top of haproxy/defaults.yml and the stack's own;
     `extra_servers` are more backend servers ({id, host, port}) that the caller runs itself.
+    `session_store` is every instance's --session-store (memory when None: the server's
+    default); `server_args` are more flags for every instance. `haproxy_args` are appended to
+    HAProxy's command line (the benchmark adds `-f` of a second file that sets `nbthread`).
     """
 
     def __init__(self, instances=2, lb_port=None, first_port=None, stats_port=None,
                  server_bin=None, overrides=None, extra_servers=(), server_args=(),
-                 workdir=None, keep_workdir=False):
+                 session_store=None, workdir=None, keep_workdir=False, haproxy_args=()):
         self.server_bin = find_server_bin(server_bin) if instances else None
+        self.haproxy_args = list(haproxy_args)
+        self.session_store = session_store
         self.server_args = list(server_args)
+        if session_store:
+            self.server_args += ["--session-store", session_store]
         self.keep_workdir = keep_workdir
         self._own_workdir = workdir is None
         self.workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="tandem-stack-"))
@@ -172,8 +179,8 @@ class Stack:
                 self.start_instance(instance_id, wait=False)
             for instance in self.instances.values():
                 self.wait_instance_healthy(instance.id)
-            self.haproxy = Process("haproxy", ["haproxy", "-W", "-db", "-f", str(self.config_path)],
-                                   self.haproxy_log)
+            self.haproxy = Process("haproxy", ["haproxy", "-W", "-db", "-f", str(self.config_path)]
+                                   + self.haproxy_args, self.haproxy_log)
             self.wait_all_up()
         except BaseException:
             self.down()
@@ -354,6 +361,7 @@ class Stack:
         for instance in self.instances.values():
             pid = instance.process.pid if instance.process else "-"
             lines.append(f"{instance.id:<15} {instance.url()}  pid {pid}  log {instance.log_path}")
+        lines.append(f"session store   {self.session_store or 'memory'}")
         return "\n".join(lines)
 
 
@@ -389,15 +397,30 @@ def main(argv=None):
     up.add_argument("--workdir", help="directory for config, socket and logs (default: a new "
                                       "temporary one, removed at the end)")
     up.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    store = up.add_mutually_exclusive_group()
+    store.add_argument("--session-store", help="every instance's --session-store "
+                                               "(memory, or redis://host:port[/db])")
+    store.add_argument("--redis", action="store_true",
+                       help="also run a redis-server on a free loopback port (no persistence) "
+                            "and keep the sessions there")
     args = parser.parse_args(argv)
     if args.instances < 1:
         parser.error("--instances must be at least 1")
 
     raise_on_termination()
+    redis = None
     try:
+        session_store = args.session_store
+        if args.redis:
+            from .redis import RedisServer  # Imports this module: only when asked for.
+            redis = RedisServer()
+            redis.start()
+            session_store = redis.url
+            print(f"stack: redis-server on {redis.url}, log {redis.log_path}", flush=True)
         stack = Stack(instances=args.instances, lb_port=args.lb_port,
                       first_port=args.first_port, stats_port=args.stats_port,
-                      server_bin=args.server_bin, workdir=args.workdir, keep_workdir=args.keep)
+                      server_bin=args.server_bin, session_store=session_store,
+                      workdir=args.workdir, keep_workdir=args.keep)
         with stack:
             print("stack: up; every server UP in HAProxy\n" + stack.describe(), flush=True)
             print(f"stack: try  curl -si {stack.url('/api/whoami')}\n"
@@ -422,6 +445,9 @@ def main(argv=None):
     except (StackError, ValueError) as error:
         print(f"stack: {error}", file=sys.stderr)
         return 1
+    finally:
+        if redis is not None:
+            redis.close()
 
 
 if __name__ == "__main__":

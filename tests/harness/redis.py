@@ -1,0 +1,193 @@
+"""A throw-away redis-server for the stack tests: loopback only, its own temporary directory,
+always killed and reaped at the end.
+
+    with RedisServer() as redis:                   # a free port, no persistence
+        stack = Stack(session_store=redis.url)     # redis://127.0.0.1:<port>
+        redis.session_count("abc")                 # requestCount of session abc, as stored
+        redis.stop(); redis.start()                # down and up again on the SAME port
+        redis.pause(); redis.resume()              # SIGSTOP / SIGCONT: a hung Redis
+
+By default nothing is persisted (`--save '' --appendonly no`): stopping loses the data, like a
+cache. `appendonly=True` keeps an append-only file in the temporary directory, so the data
+survives stop() and start(). `password` sets `requirepass` (and the URL carries it).
+
+`command(port, ...)` and `session_count(port, ...)` also speak to a Redis the harness did not
+start (the one Ansible deploys in a system test's guest, say).
+"""
+
+import pathlib
+import shutil
+import signal
+import socket
+import tempfile
+import time
+import urllib.parse
+
+from .processes import Process, tail
+from .stack import LOOPBACK, StackError, free_ports
+
+START_TIMEOUT = 10.0
+
+
+class RedisError(StackError):
+    pass
+
+
+class RedisServer:
+    """One redis-server on 127.0.0.1:port, its data and log in workdir (a new temporary folder
+    unless given); a context manager (started on enter, killed, reaped and removed on exit)."""
+
+    def __init__(self, port=None, password=None, appendonly=False, workdir=None):
+        self.port = port or free_ports(1)[0]
+        self.password = password
+        self.appendonly = appendonly
+        self._own_workdir = workdir is None
+        self.workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="tandem-redis-"))
+        self.log_path = self.workdir / "redis.log"
+        self.process = None
+        self.paused = False
+
+    @property
+    def url(self):
+        """The tandem-server --session-store value for this server."""
+        credentials = f":{urllib.parse.quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{credentials}{LOOPBACK}:{self.port}"
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def start(self, timeout=START_TIMEOUT):
+        """Starts redis-server (again, on the same port and directory); waits until it answers
+        PING."""
+        if self.process is not None:
+            raise RedisError(f"redis-server already runs (pid {self.process.pid})")
+        argv = ["redis-server", "--bind", LOOPBACK, "--port", str(self.port),
+                "--dir", str(self.workdir), "--daemonize", "no", "--logfile", "",
+                "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+                "--appendfsync", "everysec"]
+        if self.password:
+            argv += ["--requirepass", self.password]
+        self.process = Process(f"redis-{self.port}", argv, self.log_path)
+        self.paused = False
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.exited():
+                code = self._reap()
+                raise RedisError(f"redis-server exited with {code} during start-up:\n"
+                                 + tail(self.log_path))
+            try:
+                if self.command("PING") == "PONG":
+                    return self
+            except (OSError, RedisError):
+                pass
+            if time.monotonic() >= deadline:
+                raise RedisError(f"redis-server did not answer PING within {timeout} s:\n"
+                                 + tail(self.log_path))
+            time.sleep(0.02)
+
+    def stop(self, sig=signal.SIGTERM, timeout=5.0):
+        """Stops redis-server and reaps it (SIGTERM: a clean shutdown that flushes the
+        append-only file; SIGKILL: a crash). Returns its exit code."""
+        if self.process is None:
+            raise RedisError("redis-server is not running")
+        self.resume()
+        self.process.send(sig)
+        if not self.process.wait(timeout):
+            self.process.send(signal.SIGKILL)
+        return self._reap()
+
+    def pause(self):
+        """SIGSTOP: Redis hangs. The kernel still completes TCP handshakes and buffers what
+        clients send; nothing is answered until resume()."""
+        self.process.send(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        if self.process is not None and self.paused:
+            self.process.send(signal.SIGCONT)
+        self.paused = False
+
+    def close(self):
+        """Kills and reaps redis-server if it runs, and removes the temporary directory."""
+        if self.process is not None:
+            # Resumed first: a stopped process reacts to SIGKILL only, not to SIGTERM.
+            self.resume()
+            self.process.stop(grace=2.0)
+            self.process = None
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _reap(self):
+        code = self.process.finish_stop(time.monotonic())
+        self.process = None
+        return code
+
+    # --- commands --------------------------------------------------------------------------
+
+    def command(self, *args, timeout=2.0):
+        """command() on this server."""
+        return command(self.port, *args, password=self.password, timeout=timeout)
+
+    def session_count(self, session_id):
+        """session_count() on this server."""
+        return session_count(self.port, session_id, password=self.password)
+
+
+def command(port, *args, password=None, db=0, host=LOOPBACK, timeout=2.0):
+    """Sends one command to the Redis at host:port (after AUTH and SELECT when needed) on a new
+    connection; returns the reply: str, int, None or a list. An error reply raises RedisError."""
+    commands = ([("AUTH", password)] if password else []) + ([("SELECT", db)] if db else [])
+    commands.append(args)
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(b"".join(_encode(command) for command in commands))
+        reader = sock.makefile("rb")
+        replies = [_read_reply(reader) for _ in commands]
+    return replies[-1]
+
+
+def session_count(port, session_id, password=None, db=0, host=LOOPBACK):
+    """requestCount of a tandem session as stored, or None if Redis has no such session."""
+    value = command(port, "HGET", f"tandem:session:{session_id}", "requestCount",
+                    password=password, db=db, host=host)
+    return None if value is None else int(value)
+
+
+def _encode(args):
+    parts = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(f"${len(data)}\r\n".encode() + data + b"\r\n")
+    return b"".join(parts)
+
+
+def _read_reply(reader):
+    line = reader.readline()
+    if not line.endswith(b"\r\n"):
+        raise RedisError("Redis closed the connection")
+    kind, rest = line[:1], line[1:-2].decode()
+    if kind == b"+":
+        return rest
+    if kind == b"-":
+        raise RedisError(rest)
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        length = int(rest)
+        if length < 0:
+            return None
+        data = reader.read(length + 2)
+        return data[:-2].decode()
+    if kind == b"*":
+        count = int(rest)
+        return None if count < 0 else [_read_reply(reader) for _ in range(count)]
+    raise RedisError(f"unexpected reply {line[:100]!r}")
