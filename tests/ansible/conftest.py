@@ -1,0 +1,72 @@
+"""Fixtures of the Ansible tests (tests/ansible/).
+
+`target` (one per test module): a systemd guest reached over SSH (tests/harness/ansible_guest.py)
+into which the tests run ansible/'s playbooks with the local inventory, exactly as an operator
+would; the package under test is the one CTest's system.deb fixture built (TANDEM_BUILD_DIR and
+TANDEM_VERSION, or TANDEM_DEB). Powered off and removed at the end of the module, also on a failure
+or an interrupted run.
+
+`report(line)` records a measured number: printed at once and repeated in a "measured" section
+at the end of the run.
+"""
+
+import pathlib
+import sys
+
+import pytest
+
+sys.dont_write_bytecode = True
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.harness.ansible_guest import AnsibleGuest  # noqa: E402
+from tests.harness.processes import raise_on_termination  # noqa: E402
+
+_measurements = []
+
+
+def pytest_configure(config):
+    raise_on_termination()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    # A failed test shows what the guest's units said.
+    target = getattr(item, "funcargs", {}).get("target")
+    if report.failed and target is not None and target.guest is not None \
+            and target.guest.init_pid is not None:
+        try:
+            journal = target.guest.journal("-u", "tandem@*", "-u", "haproxy", "-n", "60",
+                                           "-o", "short-monotonic")
+        except Exception as error:  # Reporting must not hide the failure itself.
+            journal = f"(journal unavailable: {error})"
+        report.sections.append(("guest journal (tandem@*, haproxy)", journal))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _measurements:
+        terminalreporter.section("measured")
+        for line in _measurements:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def report(request):
+    def record(line):
+        print(line, flush=True)
+        _measurements.append(f"{request.node.name}: {line}")
+
+    return record
+
+
+@pytest.fixture(scope="module")
+def target():
+    from tests.system.deployment import package_path
+
+    with AnsibleGuest(deb=package_path()) as guest:
+        if guest.guest.swept:
+            print(f"removed stale guests of earlier runs: {guest.guest.swept}")
+        yield guest

@@ -1,0 +1,406 @@
+"""ansible/'s playbooks against a real systemd, reached over SSH: deploy from scratch, deploy again
+(changed=0, and --check --diff clean), a rolling restart and an upgrade under 100 GET/s from the
+host with zero failed requests and never every instance out of rotation, and a roll that stops
+at an instance that does not come back, leaving the other one serving.
+
+One guest for the whole module (the `target` fixture); the tests are one story and run in file
+order, each leaving both instances UP for the next.
+"""
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from tests.harness.load import PacedLoad, Request, parallel
+from tests.harness.runtime_api import RuntimeApi, RuntimeApiError, is_up
+from tests.system.deployment import expected_version, package_path
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+LB_URL = "http://127.0.0.1:80"  # the local inventory's HAProxy (tandem_lb_port)
+INSTANCES = {"app-1": 3001, "app-2": 3002}  # ansible/inventories/local/group_vars/all.yml
+BACKEND = "tandem"
+ADMIN_SOCKET = "/run/haproxy/admin.sock"
+RATE = 100  # GET /api/whoami per second through HAProxy, for every roll
+BREAK_DROPIN = "/etc/systemd/system/tandem@3001.service.d/test-does-not-start.conf"
+
+
+# --- load and observation ---------------------------------------------------------------------
+
+class ContinuousLoad:
+    """RATE GET /api/whoami per second from start() until stop(): back-to-back PacedLoad segments
+    (tests/harness/load.py), each started when the previous one's last request is due, so the
+    rate holds across them; a playbook's length is not known in advance."""
+
+    def __init__(self, url, rate=RATE, segment=2.0):
+        self.url = url
+        self.rate = rate
+        self.segment = segment
+        self.segments = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="continuous-load", daemon=True)
+        self.started = self.stopped = None
+        self.run_started = self.run_ended = None  # set by under_load()
+
+    def __enter__(self):
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _run(self):
+        due = time.monotonic()
+        while not self._stop.is_set():
+            time.sleep(max(0.0, due - time.monotonic()))
+            segment = PacedLoad(self.url, rate=self.rate, duration=self.segment)
+            segment.start()
+            self.segments.append(segment)
+            due = segment.start_time + self.segment
+
+    def stop(self):
+        """Stops issuing (the current segment runs out); returns every outcome, in order."""
+        if self.stopped is None:
+            self._stop.set()
+            self._thread.join()
+            self.stopped = time.monotonic()
+        outcomes = []
+        for segment in self.segments:
+            outcomes += segment.join()
+        return sorted(outcomes, key=lambda outcome: outcome.scheduled)
+
+
+class RotationMonitor:
+    """Reads every server's status from HAProxy's runtime API every `interval` seconds, in a
+    thread; a server is in rotation while its status is UP (or "UP 1/2", UP and failing)."""
+
+    def __init__(self, socket_path, interval=0.1):
+        self.api = RuntimeApi(socket_path, timeout=2.0)
+        self.interval = interval
+        self.samples = []  # (monotonic time, {server: status})
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rotation-monitor", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                statuses = self.api.statuses(BACKEND)
+                self.samples.append((time.monotonic(), statuses))
+            except (OSError, RuntimeApiError):
+                self.errors += 1  # A reload replaces the socket for a moment.
+            self._stop.wait(self.interval)
+
+    def in_rotation(self):
+        return [sum(is_up(status) for status in statuses.values())
+                for _, statuses in self.samples]
+
+    def states_seen(self, server):
+        seen = []
+        for _, statuses in self.samples:
+            status = statuses.get(server)
+            if status and (not seen or seen[-1] != status):
+                seen.append(status)
+        return seen
+
+    def longest_gap(self):
+        times = [when for when, _ in self.samples]
+        return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+
+
+def under_load(target, playbook, *args, extra_vars=None):
+    """Runs a playbook while RATE requests per second go through HAProxy and its servers' states
+    are read every 100 ms; returns (run, outcomes, monitor, load)."""
+    with RotationMonitor(target.guest.path(ADMIN_SOCKET)) as monitor:
+        with ContinuousLoad(f"{LB_URL}/api/whoami") as load:
+            time.sleep(1.0)
+            load.run_started = time.monotonic()
+            run = target.playbook(playbook, *args, extra_vars=extra_vars)
+            load.run_ended = time.monotonic()
+            time.sleep(1.0)
+            outcomes = load.stop()
+    return run, outcomes, monitor, load
+
+
+def summarize(report, name, run, outcomes, monitor, load):
+    failures = [o for o in outcomes if not o.ok]
+    first, last = outcomes[0].scheduled, outcomes[-1].scheduled
+    seconds = last - first + 1 / RATE
+    answered = {i: sum(1 for o in outcomes if o.ok and o.instance == i) for i in INSTANCES}
+    report(f"{name}: ansible-playbook took {run.seconds:.1f} s, exit {run.returncode}, "
+           f"recap {run.recap}")
+    report(f"{name}: {len(outcomes)} requests in {seconds:.1f} s "
+           f"({len(outcomes) / seconds:.1f}/s), from {load.run_started - first:.1f} s before the "
+           f"playbook to {last - load.run_ended:.1f} s after it; {len(failures)} failed; "
+           f"answered by {answered}")
+    # The load covers the whole playbook run, at the rate asked for.
+    assert first < load.run_started and last > load.run_ended
+    assert abs(len(outcomes) / seconds - RATE) < 0.02 * RATE
+    in_rotation = monitor.in_rotation()
+    report(f"{name}: runtime API read {len(monitor.samples)} times (longest gap "
+           f"{monitor.longest_gap() * 1000:.0f} ms, {monitor.errors} errors); servers in rotation: "
+           f"min {min(in_rotation, default=0)}, max {max(in_rotation, default=0)}")
+    for server in INSTANCES:
+        report(f"{name}: {server} went {' -> '.join(monitor.states_seen(server))}")
+    for failure in failures[:5]:
+        report(f"  failed at {failure.started - load.started:.3f} s: status {failure.status} "
+               f"{failure.error or failure.body[:100]!r}")
+    return failures, in_rotation
+
+
+def require_ok(run):
+    assert run.ok, f"{' '.join(run.argv)} exited {run.returncode}:\n{run.tail(80)}"
+
+
+def health(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+        return answer.status, json.loads(answer.read())
+
+
+def unit(target, port):
+    return target.guest.show(f"tandem@{port}.service", "ActiveState", "MainPID",
+                             "ExecMainStartTimestampMonotonic")
+
+
+def lb_answers(count):
+    """Which instance answered each of count requests, one after the other, each on a fresh
+    connection without cookie (round robin alternates)."""
+    return [parallel([Request("GET", f"{LB_URL}/api/whoami")])[0].instance for _ in range(count)]
+
+
+def haproxy_statuses(target):
+    return RuntimeApi(target.guest.path(ADMIN_SOCKET)).statuses(BACKEND)
+
+
+def require_both_up(target):
+    deadline = time.monotonic() + 10
+    while True:
+        statuses = haproxy_statuses(target)
+        if all(statuses.get(server) == "UP" for server in INSTANCES):
+            return
+        assert time.monotonic() < deadline, f"not every instance UP in HAProxy: {statuses}"
+        time.sleep(0.1)
+
+
+# --- the newer package ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def next_package():
+    """The same tree built as the next patch version (TANDEM_VERSION_OVERRIDE), in a build folder
+    of its own next to the package under test; incremental after the first run."""
+    base = package_path()
+    major, minor, patch = expected_version().split(".")[:3]
+    version = f"{major}.{minor}.{int(patch) + 1}"
+    build = base.parent / "ansible-upgrade"
+    build_type = "RelWithDebInfo"
+    cache = base.parent / "CMakeCache.txt"
+    if cache.exists():
+        for line in cache.read_text().splitlines():
+            if line.startswith("CMAKE_BUILD_TYPE:") and line.split("=", 1)[1]:
+                build_type = line.split("=", 1)[1]
+    started = time.monotonic()
+    for argv in (["cmake", "-S", str(REPO_ROOT), "-B", str(build),
+                  f"-DCMAKE_BUILD_TYPE={build_type}", f"-DTANDEM_VERSION_OVERRIDE={version}",
+                  "-DTANDEM_BUILD_TESTS=OFF"],
+                 ["cmake", "--build", str(build), "-j", os.environ.get("TANDEM_JOBS", "2"),
+                  "--target", "deb"]):
+        result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, timeout=900, check=False)
+        assert result.returncode == 0, f"{' '.join(argv)}:\n{result.stdout[-3000:]}"
+    deb = build / f"tandem_{version}_amd64.deb"
+    assert deb.is_file(), f"cpack wrote no {deb}"
+    newer = subprocess.run(["dpkg", "--compare-versions", version, "gt", expected_version()],
+                           check=False).returncode == 0
+    assert newer, f"{version} is not newer than {expected_version()}"
+    print(f"built {deb} in {time.monotonic() - started:.1f} s")
+    return deb, version
+
+
+# --- 1. from scratch --------------------------------------------------------------------------
+
+def test_deploy_from_scratch(target, report):
+    """ansible-playbook deploy.yml on a fresh server: both instances and HAProxy up, the LB
+    answers from both."""
+    version = expected_version()
+    run = target.playbook("deploy.yml")
+    require_ok(run)
+    units = {port: unit(target, port) for port in INSTANCES.values()}
+    haproxy = target.guest.show("haproxy.service", "ActiveState", "UnitFileState")
+    sequence = lb_answers(10)
+    versions = {port: health(port)[1]["version"] for port in INSTANCES.values()}
+    report(f"first deploy: {run.seconds:.1f} s, recap {run.recap}")
+    report(f"units: {units}; haproxy.service {haproxy}")
+    report(f"LB answers, one request at a time: {' '.join(sequence)}; /health versions {versions}")
+
+    assert run.recap["failed"] == 0 and run.recap["changed"] > 0
+    for state in units.values():
+        assert state["ActiveState"] == "active"
+    assert haproxy == {"ActiveState": "active", "UnitFileState": "enabled"}
+    assert set(sequence) == set(INSTANCES), sequence
+    assert all(a != b for a, b in zip(sequence, sequence[1:])), sequence
+    assert set(versions.values()) == {version}
+    require_both_up(target)
+
+
+# --- 2. idempotence ---------------------------------------------------------------------------
+
+def test_deploy_again_changes_nothing(target, report):
+    """The same deploy again reports changed=0, and --check --diff runs clean."""
+    pids = {port: unit(target, port)["MainPID"] for port in INSTANCES.values()}
+    again = target.playbook("deploy.yml")
+    check = target.playbook("deploy.yml", "--check", "--diff")
+    report(f"deploy again: {again.seconds:.1f} s, recap {again.recap}")
+    report(f"deploy --check --diff: {check.seconds:.1f} s, recap {check.recap}")
+    require_ok(again)
+    require_ok(check)
+    assert again.recap["changed"] == 0, again.tail(80)
+    assert check.recap["changed"] == 0 and check.recap["failed"] == 0, check.tail(80)
+    # --diff prints what would change; nothing does.
+    assert "--- before" not in check.output, check.tail(80)
+    assert {port: unit(target, port)["MainPID"] for port in INSTANCES.values()} == pids
+
+
+# --- 3. rolling restart -----------------------------------------------------------------------
+
+def test_rolling_restart_under_load(target, report):
+    """rolling-restart.yml under 100 GET/s: zero failed requests, every instance restarted, and
+    never both instances out of rotation."""
+    require_both_up(target)
+    before = {port: unit(target, port) for port in INSTANCES.values()}
+    run, outcomes, monitor, load = under_load(target, "rolling-restart.yml")
+    after = {port: unit(target, port) for port in INSTANCES.values()}
+    failures, in_rotation = summarize(report, "rolling restart", run, outcomes, monitor, load)
+    for port in INSTANCES.values():
+        report(f"rolling restart: tandem@{port} MainPID {before[port]['MainPID']} -> "
+               f"{after[port]['MainPID']}, started at "
+               f"{before[port]['ExecMainStartTimestampMonotonic']} -> "
+               f"{after[port]['ExecMainStartTimestampMonotonic']} (µs, monotonic)")
+
+    require_ok(run)
+    assert not failures
+    for port in INSTANCES.values():
+        assert after[port]["ActiveState"] == "active"
+        assert after[port]["MainPID"] != before[port]["MainPID"]
+        assert int(after[port]["ExecMainStartTimestampMonotonic"]) > \
+            int(before[port]["ExecMainStartTimestampMonotonic"])
+    assert min(in_rotation) >= 1
+    # The roll did take each instance out (the monitor saw it), one after the other.
+    for server in INSTANCES:
+        assert any(state.startswith("MAINT") for state in monitor.states_seen(server))
+    require_both_up(target)
+
+
+# --- 4. upgrade -------------------------------------------------------------------------------
+
+def test_upgrade_under_load(target, report, next_package):
+    """deploy.yml with a newer package under 100 GET/s: zero failed requests, every instance on
+    the new version, and at no moment both instances out of rotation (runtime API, every 100 ms).
+    Deployed again, the new version changes nothing."""
+    deb, version = next_package
+    require_both_up(target)
+    before = {port: unit(target, port)["MainPID"] for port in INSTANCES.values()}
+    run, outcomes, monitor, load = under_load(target, "deploy.yml",
+                                              extra_vars={"tandem_app_package": str(deb)})
+    failures, in_rotation = summarize(report, "upgrade", run, outcomes, monitor, load)
+    versions = {port: health(port)[1]["version"] for port in INSTANCES.values()}
+    installed = target.guest.run(["dpkg-query", "-W", "-f=${Version}", "tandem"]).stdout
+    cli = target.guest.run(["tandem-server", "--version"]).stdout.strip()
+    report(f"upgrade: {expected_version()} -> {version}: dpkg {installed}, --version {cli!r}, "
+           f"/health {versions}")
+    again = target.playbook("deploy.yml", extra_vars={"tandem_app_package": str(deb)})
+    report(f"upgrade: deploy {version} again: {again.seconds:.1f} s, recap {again.recap}")
+
+    require_ok(run)
+    assert not failures
+    assert min(in_rotation) >= 1
+    for server in INSTANCES:
+        assert any(state.startswith("MAINT") for state in monitor.states_seen(server))
+    assert installed == version and cli == f"tandem-server {version}"
+    assert set(versions.values()) == {version}
+    assert all(unit(target, port)["MainPID"] != before[port] for port in INSTANCES.values())
+    require_ok(again)
+    assert again.recap["changed"] == 0, again.tail(80)
+    require_both_up(target)
+
+
+# --- 5. an instance that does not come back ---------------------------------------------------
+
+def test_roll_stops_at_an_instance_that_does_not_come_back(target, report, next_package):
+    """With app-1 unable to start, rolling-restart.yml takes it out, fails, and stops: app-2 is
+    never touched and serves every request. Fixed, a deploy starts app-1 and puts it back."""
+    deb, _ = next_package
+    require_both_up(target)
+    guest = target.guest
+    guest.write(BREAK_DROPIN, "[Service]\nExecStartPre=/bin/false\n")
+    guest.systemctl("daemon-reload")
+    app2_pid = unit(target, 3002)["MainPID"]
+    try:
+        run, outcomes, monitor, load = under_load(target, "rolling-restart.yml")
+        failures, in_rotation = summarize(report, "aborted roll", run, outcomes, monitor, load)
+        statuses = haproxy_statuses(target)
+        report(f"aborted roll: HAProxy after it: {statuses}; app-2 MainPID {app2_pid} -> "
+               f"{unit(target, 3002)['MainPID']}")
+        message = [line for line in run.output.splitlines()
+                   if "FAILED!" in line and "did not come back" in line]
+        report(f"aborted roll: {message[0].strip()[:300] if message else 'no message'}")
+
+        assert run.returncode != 0 and run.recap["failed"] == 1
+        assert message
+        assert not failures
+        assert min(in_rotation) >= 1
+        assert statuses["app-1"].startswith("MAINT") and statuses["app-2"] == "UP"
+        assert unit(target, 3002)["MainPID"] == app2_pid
+        out_at = next(when for when, states in monitor.samples
+                      if states.get("app-1", "").startswith("MAINT"))
+        assert all(o.instance == "app-2" for o in outcomes if o.started > out_at + 0.2)
+    finally:
+        guest.run(["rm", "-f", BREAK_DROPIN])
+        guest.systemctl("daemon-reload")
+
+    fixed = target.playbook("deploy.yml", extra_vars={"tandem_app_package": str(deb)})
+    report(f"after the fix, deploy: {fixed.seconds:.1f} s, recap {fixed.recap}; HAProxy "
+           f"{haproxy_statuses(target)}")
+    require_ok(fixed)
+    assert unit(target, 3001)["ActiveState"] == "active"
+    require_both_up(target)
+    assert set(lb_answers(4)) == set(INSTANCES)
+
+
+# --- 6. the local connection ------------------------------------------------------------------
+
+def test_local_connection_on_a_systemd_machine(target, report, next_package):
+    """On a machine whose PID 1 is systemd (the guest itself), the local inventory uses the
+    local connection: the same deployment, run there, finds nothing to change."""
+    deb, _ = next_package
+    guest = target.guest
+    guest.write(f"/var/tmp/{deb.name}", deb.read_bytes())
+    started = time.monotonic()
+    result = guest.run(["sh", "-c", f"cd {REPO_ROOT / 'ansible'} && ansible-playbook deploy.yml "
+                                    f"-e tandem_app_package=/var/tmp/{deb.name}"],
+                       check=False, timeout=600)
+    took = time.monotonic() - started
+    recap = re.findall(r"^tandem-local\s*:\s*(.*)$", result.stdout, flags=re.MULTILINE)
+    connection = guest.run(["sh", "-c", f"cd {REPO_ROOT / 'ansible'} && ansible tandem-local -m "
+                                        "ansible.builtin.debug -a var=ansible_connection"]).stdout
+    report(f"inside the guest (PID 1 systemd), deploy.yml over the local connection: {took:.1f} s, "
+           f"exit {result.returncode}, recap {recap}; ansible_connection there: "
+           f"{connection.split('=>', 1)[-1].split()}")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert recap and "changed=0" in recap[-1] and "failed=0" in recap[-1]
+    assert '"ansible_connection": "local"' in connection, connection
+    require_both_up(target)

@@ -1,0 +1,124 @@
+"""ansible/ without a host: ansible-lint (production profile) and yamllint pass, the playbooks parse
+with both inventories, the tandem_lb role renders the one HAProxy template with the defaults of
+haproxy/defaults.yml (and renders it exactly as the test harness does), and the example
+inventory gives HAProxy one server per instance."""
+
+import json
+import pathlib
+import re
+import subprocess
+import sys
+
+import yaml
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.harness import config  # noqa: E402
+
+ANSIBLE_DIR = REPO_ROOT / "ansible"
+LB_DEFAULTS = ANSIBLE_DIR / "roles/tandem_lb/defaults/main.yml"
+APP_DEFAULTS = ANSIBLE_DIR / "roles/tandem_app/defaults/main.yml"
+# The tandem_lb role's own variables, beside the template's.
+LB_ROLE_ONLY = {"tandem_lb_packages", "tandem_lb_config_path"}
+# The documented exceptions to ansible-lint's production profile (noqa comments), each with why.
+LINT_EXCEPTIONS = {
+    # ansible.builtin.systemd has no reset-failed.
+    ("roles/tandem_app/tasks/main.yml", "command-instead-of-module"),
+}
+
+
+def run(argv, cwd=ANSIBLE_DIR, **kwargs):
+    return subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=300, check=False,
+                          env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root",
+                               "LANG": "C.UTF-8", "ANSIBLE_NOCOLOR": "1",
+                               "ANSIBLE_FORCE_COLOR": "0", "NO_COLOR": "1",
+                               "PYTHONDONTWRITEBYTECODE": "1"}, **kwargs)
+
+
+def load(path):
+    with open(path, encoding="utf-8") as stream:
+        return yaml.safe_load(stream)
+
+
+def test_ansible_lint_passes_with_the_production_profile():
+    result = run(["ansible-lint", "--nocolor"])
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout
+    assert "Passed with production profile" in result.stdout, result.stdout
+    exceptions = set()
+    for path in ANSIBLE_DIR.rglob("*.yml"):
+        for rule in re.findall(r"#\s*noqa:\s*([\w\[\]-]+)", path.read_text()):
+            exceptions.add((str(path.relative_to(ANSIBLE_DIR)), rule))
+    assert exceptions == LINT_EXCEPTIONS
+
+
+def test_yamllint_passes():
+    result = run(["yamllint", "--strict", "--config-file", ".yamllint", ".",
+                  str(REPO_ROOT / "haproxy/defaults.yml")])
+    assert result.returncode == 0, result.stdout
+
+
+def test_playbooks_parse_with_both_inventories():
+    for inventory in ("inventories/local", "inventories/example"):
+        result = run(["ansible-playbook", "-i", inventory, "--syntax-check", "deploy.yml",
+                      "rolling-restart.yml"])
+        assert result.returncode == 0, result.stdout
+
+
+def test_tandem_lb_defaults_are_haproxy_defaults():
+    """haproxy/defaults.yml is the source of truth; the role's defaults/main.yml carries the same
+    variables with the same values, plus its own two."""
+    template_defaults = config.load_defaults()
+    role_defaults = load(LB_DEFAULTS)
+    assert set(role_defaults) - set(template_defaults) == LB_ROLE_ONLY
+    assert set(template_defaults) - set(role_defaults) == set()
+    for name, value in template_defaults.items():
+        assert role_defaults[name] == value, f"{name}: role {role_defaults[name]!r}, " \
+                                             f"haproxy/defaults.yml {value!r}"
+
+
+def test_tandem_app_falls_back_on_the_same_lb_settings():
+    """The rolling restart reaches HAProxy with tandem_lb's settings, or with these fallbacks when
+    the inventory leaves them to the tandem_lb role: they must be haproxy/defaults.yml's."""
+    defaults = config.load_defaults()
+    app = load(APP_DEFAULTS)
+    for app_name, lb_name in (("tandem_app_lb_backend", "tandem_lb_backend_name"),
+                              ("tandem_app_lb_socket", "tandem_lb_admin_socket"),
+                              ("tandem_app_lb_cookie", "tandem_lb_cookie_name")):
+        match = re.fullmatch(r"\{\{ %s \| default\('([^']*)'\) \}\}" % lb_name, app[app_name])
+        assert match, app[app_name]
+        assert match.group(1) == defaults[lb_name], (app_name, match.group(1), defaults[lb_name])
+    assert "tandem_lb_port | default(%d)" % defaults["tandem_lb_port"] in app["tandem_app_lb_url"]
+
+
+def test_the_role_renders_the_one_template_as_the_harness_does(tmp_path):
+    """roles/tandem_lb/templates/haproxy.cfg.j2 is a link to haproxy/haproxy.cfg.j2 (no second
+    copy), and Ansible's template module renders it, with the role's defaults, byte for byte as
+    tests/harness/config.py does with haproxy/defaults.yml."""
+    link = ANSIBLE_DIR / "roles/tandem_lb/templates/haproxy.cfg.j2"
+    assert link.is_symlink()
+    assert link.resolve() == (REPO_ROOT / "haproxy/haproxy.cfg.j2").resolve()
+    copies = [p for p in REPO_ROOT.rglob("*.cfg.j2")
+              if not p.is_symlink() and "build" not in p.relative_to(REPO_ROOT).parts[0]]
+    assert copies == [REPO_ROOT / "haproxy/haproxy.cfg.j2"], copies
+    dest = tmp_path / "haproxy.cfg"
+    result = run(["ansible", "localhost", "-i", "localhost,", "-c", "local",
+                  "-m", "ansible.builtin.template", "-a", f"src={link} dest={dest}",
+                  "-e", f"@{LB_DEFAULTS}"])
+    assert result.returncode == 0, result.stdout
+    assert dest.read_text() == config.render()
+    config.validate(dest)
+
+
+def test_example_inventory_lists_every_instance_once():
+    result = run(["ansible", "-i", "inventories/example", "tandem_lb", "-m",
+                  "ansible.builtin.debug", "-a", "var=tandem_lb_backend_servers"])
+    assert result.returncode == 0, result.stdout
+    servers = json.loads(result.stdout.split("=>", 1)[1])["tandem_lb_backend_servers"]
+    ids = [server["id"] for server in servers]
+    assert len(servers) == 4 and len(set(ids)) == 4, servers
+    assert {(server["host"], server["port"]) for server in servers} == {
+        ("10.0.0.21", 3001), ("10.0.0.21", 3002), ("10.0.0.22", 3001), ("10.0.0.22", 3002)}
