@@ -37,11 +37,12 @@ done = function(summary, latency, requests)
   io.write(string.format(
     'WRK-JSON {"requests":%d,"duration_us":%d,"bytes":%d,"rps":%.2f,' ..
     '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
-    '"latency_us":{"min":%d,"mean":%.1f,"stdev":%.1f,"p50":%d,"p75":%d,"p90":%d,"p99":%d,' ..
-    '"p99_9":%d,"max":%d},"client_cpu_ticks":%d}\n',
+    '"latency_us":{"min":%d,"mean":%.1f,"stdev":%.1f,"p50":%d,"p75":%d,"p90":%d,"p95":%d,' ..
+    '"p99":%d,"p99_9":%d,"max":%d},"client_cpu_ticks":%d}\n',
     summary.requests, summary.duration, summary.bytes, rps,
     e.connect, e.read, e.write, e.status, e.timeout,
     latency.min, latency.mean, latency.stdev,
     latency:percentile(50), latency:percentile(75), latency:percentile(90),
-    latency:percentile(99), latency:percentile(99.9), latency.max, own_cpu_ticks()))
+    latency:percentile(95), latency:percentile(99), latency:percentile(99.9), latency.max,
+    own_cpu_ticks()))
 end
