@@ -143,7 +143,9 @@ class AnsibleGuest:
         (self.workdir / "known_hosts").write_text(
             f"[127.0.0.1]:{self.ssh_port} {host_key[0]} {host_key[1]}\n")
 
-        self.guest = SystemdContainer(name_prefix="tandem-ansible")
+        # The repository, read-only at its own path: the local-connection test runs Ansible from
+        # it inside the guest.
+        self.guest = SystemdContainer(name_prefix="tandem-ansible", bind_ro=(REPO_ROOT,))
         self.guest.boot()  # Takes the machine-wide guest lock first.
         taken = {port: holder for port in self.ports + (self.ssh_port,)
                  if (holder := port_holder(port)) is not None}

@@ -302,9 +302,13 @@ def sweep_stale():
 class SystemdContainer:
     """One booted guest; a context manager (boot on enter, power off and remove on exit)."""
 
-    def __init__(self, name_prefix="tandem", masked=MASKED_UNITS):
+    def __init__(self, name_prefix="tandem", masked=MASKED_UNITS, bind_ro=()):
+        """`bind_ro`: host folders shown read-only at the same path inside the guest. The guest
+        has a /tmp of its own, so a checkout under /tmp (CI's fresh clone, say) is otherwise
+        invisible in it."""
         self.name = f"{name_prefix}-{os.getpid()}-{secrets.token_hex(2)}"
         self.masked = tuple(masked)
+        self.bind_ro = tuple(str(path) for path in bind_ro)
         self.directory = GUESTS_DIR / self.name
         self.root = self.directory / "root"
         self.console_log = self.directory / "console.log"
@@ -367,7 +371,7 @@ class SystemdContainer:
             enter += f'echo $$ > "{group}/cgroup.procs" && '
         nspawn = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit",
                   "--system-call-filter=bpf", "--console=read-only", "-D", str(self.root),
-                  "-M", self.name, "-b"]
+                  "-M", self.name, "-b"] + [f"--bind-ro={path}" for path in self.bind_ro]
         with open(self.console_log, "wb") as console:
             self.nspawn = subprocess.Popen(
                 ["sh", "-c", enter + 'exec "$@"', "sh"] + nspawn,
