@@ -209,7 +209,8 @@ void Connection::queue_error(int status, const std::string& message) {
 
 void Connection::flush() {
   if (state_ != State::kOpen) return;
-  std::string out;
+  std::string& out = out_;
+  out.clear();
   while (!pending_.empty() && pending_.front()->ready && !finish_after_write_) {
     std::shared_ptr<Pending> answer = std::move(pending_.front());
     pending_.pop_front();
@@ -239,7 +240,9 @@ void Connection::flush() {
       pending_.clear();
     }
   }
-  if (!out.empty()) write(std::move(out));
+  if (!out.empty()) write(out);
+  // A buffer grown by a large batch of pipelined answers is not kept for the connection's life.
+  if (out_.capacity() > kReadBufferSize) std::string().swap(out_);
   if (state_ != State::kOpen) return;
   if (finish_after_write_) {
     if (writes_in_flight_ == 0) finish();
@@ -253,8 +256,10 @@ void Connection::flush() {
   update_reading();
 }
 
-void Connection::write(std::string bytes) {
-  uv_buf_t buffer = uv_buf_init(bytes.data(), static_cast<unsigned int>(bytes.size()));
+void Connection::write(std::string_view bytes) {
+  // uv_try_write only reads the buffer; libuv's type is not const.
+  uv_buf_t buffer =
+      uv_buf_init(const_cast<char*>(bytes.data()), static_cast<unsigned int>(bytes.size()));
   auto* stream = reinterpret_cast<uv_stream_t*>(&socket_);
   int written = writes_in_flight_ == 0 ? uv_try_write(stream, &buffer, 1) : UV_EAGAIN;
   if (written == static_cast<int>(bytes.size())) return;
@@ -264,7 +269,8 @@ void Connection::write(std::string bytes) {
     return;
   }
   auto request = std::make_unique<WriteRequest>();
-  request->bytes = bytes.substr(written > 0 ? static_cast<std::size_t>(written) : 0);
+  // Only what the kernel did not take at once is copied, for uv_write to send later.
+  request->bytes = std::string(bytes.substr(written > 0 ? static_cast<std::size_t>(written) : 0));
   request->request.data = this;
   buffer = uv_buf_init(request->bytes.data(), static_cast<unsigned int>(request->bytes.size()));
   int result = uv_write(&request->request, stream, &buffer, 1, on_write);

@@ -8,6 +8,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "request_parser.hpp"
 #include "response.hpp"
@@ -101,7 +102,8 @@ class Connection final : public RequestSink {
   void queue_error(int status, const std::string& message);
   // Moves ready answers at the front of the queue into the socket.
   void flush();
-  void write(std::string bytes);
+  // Sends `bytes` now if the kernel takes them, else copies the rest into a uv_write.
+  void write(std::string_view bytes);
   void after_write();
   // Ends the connection politely: FIN after the last byte, then discard input until EOF.
   void finish();
@@ -120,6 +122,7 @@ class Connection final : public RequestSink {
   ConnectionHost& host_;
   RequestParser parser_;
   std::deque<std::shared_ptr<Pending>> pending_;
+  std::string out_;  // Answers being written; reused, so a keep-alive answer allocates nothing.
   std::size_t write_bytes_in_flight_ = 0;
   int writes_in_flight_ = 0;
   bool reading_ = false;

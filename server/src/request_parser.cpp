@@ -92,8 +92,20 @@ bool RequestParser::count_header_bytes(std::size_t length) {
   return header_bytes_ <= limits_.max_header_bytes;
 }
 
+void RequestParser::reset_request() {
+  // Cleared field by field rather than replaced, so the strings and the header vector keep their
+  // capacity: a keep-alive connection's requests then cost no allocation here.
+  request_.method.clear();
+  request_.target.clear();
+  request_.headers.clear();
+  request_.body.clear();
+  request_.http_major = 1;
+  request_.http_minor = 1;
+  request_.keep_alive = true;
+}
+
 int RequestParser::on_message_begin() {
-  request_ = Request{};
+  reset_request();
   request_.started = std::chrono::steady_clock::now();
   header_bytes_ = 0;
   last_was_value_ = false;
@@ -193,7 +205,7 @@ int RequestParser::on_message_complete() {
   in_request_ = false;
   bool ends_stream = !request_.keep_alive || parser_.upgrade != 0;
   bool go_on = sink_.on_request(std::move(request_));
-  request_ = Request{};
+  reset_request();
   return (go_on && !ends_stream) ? 0 : HPE_PAUSED;
 }
 

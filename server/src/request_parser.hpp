@@ -25,7 +25,8 @@ class RequestSink {
   virtual void on_request_started() = 0;
   // The client sent `Expect: 100-continue` for a body within the limits and waits for a go-ahead.
   virtual void on_expect_continue() = 0;
-  // A whole request arrived. Returning false stops the parser: later bytes are ignored.
+  // A whole request arrived. Returning false stops the parser: later bytes are ignored. The sink
+  // may move from `request`; if it does not, the parser reuses its buffers for the next one.
   virtual bool on_request(Request&& request) = 0;
 };
 
@@ -69,6 +70,7 @@ class RequestParser {
   // Records `error` to be returned by feed() and makes llhttp stop with HPE_USER.
   int fail(int status, std::string message);
   bool count_header_bytes(std::size_t length);
+  void reset_request();
 
   template <auto Member>
   friend struct ParserCallback;
