@@ -105,11 +105,9 @@ void App::handle(const Request& request, Responder respond) {
   (*match.handler)(request, std::move(counted));
 }
 
-void App::count_error(int status, const Request* request) {
+void App::count_error(int status) {
   metrics_.bad_request();
-  std::string_view route = "unmatched";
-  if (request != nullptr) route = router_.match(request->method, request->path()).route;
-  metrics_.record_request(route, status, 0);
+  metrics_.record_request("unmatched", status, 0);
 }
 
 double App::uptime_seconds() const {

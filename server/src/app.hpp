@@ -29,8 +29,9 @@ class App {
 
   // Answers `request` through `respond` (exactly once, now or later) and counts it in metrics.
   void handle(const Request& request, Responder respond);
-  // Counts an answer the connection made itself (a 400 for malformed input, say).
-  void count_error(int status, const Request* request);
+  // Counts an answer the connection made itself (a 400 for malformed input, say): no route was
+  // matched, so it is counted under "unmatched".
+  void count_error(int status);
 
   const std::string& container_id() const { return container_id_; }
 

@@ -190,7 +190,7 @@ void Connection::reject() {
 }
 
 void Connection::answer_error(int status, const std::string& message) {
-  host_.app().count_error(status, nullptr);
+  host_.app().count_error(status);
   host_.log().warn("bad_request", {{"status", status}, {"reason", message}});
   queue_error(status, message);
 }
