@@ -19,6 +19,7 @@ import urllib.request
 import pytest
 
 from tests.harness.load import PacedLoad, Request, parallel
+from tests.harness.poller import Poller
 from tests.harness.runtime_api import RuntimeApi, RuntimeApiError, is_up
 from tests.system.deployment import expected_version, package_path
 
@@ -77,34 +78,22 @@ class ContinuousLoad:
         return sorted(outcomes, key=lambda outcome: outcome.scheduled)
 
 
-class RotationMonitor:
+class RotationMonitor(Poller):
     """Reads every server's status from HAProxy's runtime API every `interval` seconds, in a
     thread; a server is in rotation while its status is UP (or "UP 1/2", UP and failing)."""
 
     def __init__(self, socket_path, interval=0.1):
+        super().__init__(interval, name="rotation-monitor")
         self.api = RuntimeApi(socket_path, timeout=2.0)
-        self.interval = interval
         self.samples = []  # (monotonic time, {server: status})
         self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rotation-monitor", daemon=True)
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                statuses = self.api.statuses(BACKEND)
-                self.samples.append((time.monotonic(), statuses))
-            except (OSError, RuntimeApiError):
-                self.errors += 1  # A reload replaces the socket for a moment.
-            self._stop.wait(self.interval)
+    def sample(self):
+        try:
+            statuses = self.api.statuses(BACKEND)
+            self.samples.append((time.monotonic(), statuses))
+        except (OSError, RuntimeApiError):
+            self.errors += 1  # A reload replaces the socket for a moment.
 
     def in_rotation(self):
         return [sum(is_up(status) for status in statuses.values())

@@ -8,8 +8,9 @@
 import csv
 import io
 import socket
-import threading
 import time
+
+from .poller import Poller
 
 SERVER_STATES = ("ready", "drain", "maint")
 
@@ -101,42 +102,29 @@ def is_down(status):
     return status == "DOWN" or status.startswith("DOWN ")
 
 
-class StatusMonitor:
+class StatusMonitor(Poller):
     """Polls one server's status in a thread and records every change with its time
     (time.monotonic()), to measure how long HAProxy takes to notice a death or a recovery."""
 
     def __init__(self, api, backend, server, interval=0.05):
+        super().__init__(interval, name=f"monitor-{server}")
         self.api = api
         self.backend = backend
         self.server = server
-        self.interval = interval
         self.changes = []  # (monotonic time, status), the first entry being the initial status
         self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"monitor-{server}", daemon=True)
+        self._last = None
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self):
-        last = None
-        while not self._stop.is_set():
-            try:
-                status = self.api.server_status(self.backend, self.server)
-            except (OSError, RuntimeApiError):
-                # A reload replaces the socket for a moment; a gap is recorded, not fatal.
-                self.errors += 1
-                status = None
-            now = time.monotonic()
-            if status is not None and status != last:
-                self.changes.append((now, status))
-                last = status
-            self._stop.wait(self.interval)
+    def sample(self):
+        try:
+            status = self.api.server_status(self.backend, self.server)
+        except (OSError, RuntimeApiError):
+            # A reload replaces the socket for a moment; a gap is recorded, not fatal.
+            self.errors += 1
+            return
+        if status != self._last:
+            self.changes.append((time.monotonic(), status))
+            self._last = status
 
     def first(self, predicate, after):
         """The time of the first recorded status at or after `after` that satisfies predicate."""

@@ -16,6 +16,7 @@ import urllib.request
 import pytest
 
 from tests.harness import load
+from tests.harness.poller import Poller
 from tests.harness.redis import RedisServer
 from tests.harness.runtime_api import StatusMonitor
 
@@ -235,37 +236,26 @@ def test_concurrent_increments_on_one_session_are_exact(make_redis, make_stack, 
     assert stored == INCREMENTS
 
 
-class HealthPoller:
+class HealthPoller(Poller):
     """Polls every instance's own /health in a thread: (time, instance, HTTP status, store
     state) each HEALTH_POLL seconds."""
 
     def __init__(self, stack):
+        super().__init__(HEALTH_POLL, name="health-poller")
         self.stack = stack
         self.samples = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="health-poller", daemon=True)
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self):
-        while not self._stop.is_set():
-            for instance in self.stack.instances.values():
-                try:
-                    with urllib.request.urlopen(instance.url("/health"), timeout=2.0) as answer:
-                        status, body = answer.status, json.loads(answer.read())
-                except urllib.error.HTTPError as error:
-                    status, body = error.code, {}
-                except OSError as error:
-                    status, body = 0, {"error": str(error)}
-                state = body.get("sessionStore", {}).get("state")
-                self.samples.append((time.monotonic(), instance.id, status, state))
-            self._stop.wait(HEALTH_POLL)
+    def sample(self):
+        for instance in self.stack.instances.values():
+            try:
+                with urllib.request.urlopen(instance.url("/health"), timeout=2.0) as answer:
+                    status, body = answer.status, json.loads(answer.read())
+            except urllib.error.HTTPError as error:
+                status, body = error.code, {}
+            except OSError as error:
+                status, body = 0, {"error": str(error)}
+            state = body.get("sessionStore", {}).get("state")
+            self.samples.append((time.monotonic(), instance.id, status, state))
 
 
 def instance_metrics(stack):
