@@ -37,6 +37,7 @@ VARIANTS = {
                              "tandem_lb_cookie_name": "SERVERID",
                              "tandem_lb_admin_socket": "/run/haproxy/tandem.sock"},
     "one syslog target": {"tandem_lb_log_targets": ["127.0.0.1:514 local0 info"]},
+    "one HAProxy thread": {"tandem_lb_nbthread": 1},
 }
 
 
@@ -133,3 +134,10 @@ def test_every_timeout_and_check_interval_has_a_comment():
 def test_unknown_override_is_refused():
     with pytest.raises(KeyError):
         config.render({"tandem_lb_prot": 8080})
+
+
+def test_nbthread_is_left_to_haproxy_unless_set():
+    # 0 (the default) keeps HAProxy's own choice, one thread per CPU: no nbthread line at all.
+    assert config.load_defaults()["tandem_lb_nbthread"] == 0
+    assert "nbthread" not in config.render()
+    assert "\n    nbthread 1\n" in config.render({"tandem_lb_nbthread": 1})
