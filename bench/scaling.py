@@ -6,8 +6,9 @@ two tandem-server instances, all on loopback) and loads it with wrk, one phase a
 
   route      GET /api/whoami (cheap), GET /api/load-test?iterations=N (CPU-bound, N calibrated
              so that one request costs about 1 ms of CPU here), POST /api/session (cookies kept)
-  config     direct to one instance · HAProxy + 1 instance · HAProxy + 2 instances (roundrobin,
-             the deployed balance) · for the CPU-bound route also HAProxy + 2 with leastconn
+  config     direct to one instance · HAProxy + 1 instance · HAProxy + 2 instances (with the
+             deployed configuration, haproxy/defaults.yml) · for the CPU-bound route also
+             HAProxy + 2 with the other balance algorithm (roundrobin, when leastconn is deployed)
 
 Each phase records requests/s, latency p50/p95/p99, errors, and the CPU seconds each process
 used (HAProxy, each instance, wrk, and the rest of the machine). The results go to
@@ -76,22 +77,37 @@ ROUTES = {
 }
 
 # Configurations, in the order they run for each route.
+# Configurations, in the order they run for each route; {alt} is the alternative balance.
 CONFIGS = {
     "direct": "direct to app-1",
     "haproxy-1": "HAProxy + 1 instance",
     "haproxy-2": "HAProxy + 2 instances",
-    "haproxy-2-leastconn": "HAProxy + 2 instances, leastconn",
+    "haproxy-2-alt": "HAProxy + 2 instances, {alt}",
 }
 SHORT = {"direct": "direct", "haproxy-1": "HAProxy + 1", "haproxy-2": "HAProxy + 2",
-         "haproxy-2-leastconn": "HAProxy + 2 leastconn"}
+         "haproxy-2-alt": "HAProxy + 2 {alt}"}
+# The balance algorithms compared: the deployed one and the other.
+BALANCES = ("leastconn", "roundrobin")
+# Template variables that the local stack (tests/harness/stack.py) sets itself: addresses, ports,
+# paths and logging of a run on loopback. --set may change any other.
+STACK_OWNS = {"tandem_lb_bind_address", "tandem_lb_port", "tandem_lb_stats_bind",
+              "tandem_lb_backend_servers", "tandem_lb_admin_socket", "tandem_lb_state_file",
+              "tandem_lb_chroot", "tandem_lb_user", "tandem_lb_group", "tandem_lb_log_targets"}
 
 
 def configs_for(route):
     keys = ["direct", "haproxy-1", "haproxy-2"]
     # Only where requests are long does the balance algorithm matter (see bench/README.md).
     if not route.cheap:
-        keys.append("haproxy-2-leastconn")
+        keys.append("haproxy-2-alt")
     return keys
+
+
+def balances(settings):
+    """{"deployed": the balance of the configuration measured (haproxy/defaults.yml with the
+    --set values), "alternative": the other one}."""
+    deployed = settings["tandem_lb_balance"]
+    return {"deployed": deployed, "alternative": next(b for b in BALANCES if b != deployed)}
 
 
 # --- /proc ----------------------------------------------------------------------------------
@@ -332,7 +348,7 @@ def parse_wrk(output):
 
 
 def measure(args, route, config, url, extra, tracked, stack, workdir, number, total):
-    label = CONFIGS[config]
+    label = CONFIGS[config].format(alt=args.balance["alternative"])
     print(f"[{number:>2}/{total}] {route.title:<18} {label:<34} "
           f"{args.warmup} s warm-up + {args.duration} s ...", flush=True)
     if args.warmup:
@@ -416,45 +432,41 @@ def describe(phase):
 
 
 def cpu_order(name):
-    order = ["haproxy", "haproxy-leastconn", "app-1", "app-2", "wrk", "others"]
+    order = ["haproxy", "haproxy-alt", "app-1", "app-2", "wrk", "others"]
     return order.index(name) if name in order else len(order)
 
 
 # --- the run --------------------------------------------------------------------------------
 
 
-def run_phases(args, server_bin, workdir):
+def run_phases(args, server_bin):
     from tests.harness.stack import Stack
 
-    haproxy_args = []
-    if args.haproxy_threads:
-        extra_cfg = workdir / "haproxy-threads.cfg"
-        extra_cfg.write_text(
-            "# Written by bench/scaling.py, loaded after haproxy.cfg (bench/README.md says why).\n"
-            f"global\n    nbthread {args.haproxy_threads}\n", encoding="utf-8")
-        haproxy_args = ["-f", str(extra_cfg)]
+    # The deployed configuration (haproxy/defaults.yml), but for what --set changes.
+    overrides = dict(args.set)
     routes = [ROUTES[key] for key in args.routes]
-    need_leastconn = any(not r.cheap for r in routes)
+    need_alternative = any(not r.cheap for r in routes)
     total = sum(len(configs_for(r)) for r in routes)
+    deployed, alternative = args.balance["deployed"], args.balance["alternative"]
 
-    print("== bringing up the stack: HAProxy (roundrobin, as deployed) + app-1 + app-2"
-          + (", and a second HAProxy with leastconn in front of the same two" if need_leastconn
-             else ""), flush=True)
-    with Stack(instances=2, server_bin=server_bin, haproxy_args=haproxy_args) as main:
+    print(f"== bringing up the stack: HAProxy ({deployed}, as deployed) + app-1 + app-2"
+          + (f", and a second HAProxy with {alternative} in front of the same two"
+             if need_alternative else ""), flush=True)
+    with Stack(instances=2, server_bin=server_bin, overrides=overrides) as main:
         stacks = {"haproxy": main}
-        leastconn = None
+        second = None
         try:
-            if need_leastconn:
+            if need_alternative:
                 servers = [{"id": i.id, "host": "127.0.0.1", "port": i.port}
                            for i in main.instances.values()]
-                leastconn = Stack(instances=0, extra_servers=servers, haproxy_args=haproxy_args,
-                                  overrides={"tandem_lb_balance": "leastconn"})
-                leastconn.up()
-                stacks["haproxy-leastconn"] = leastconn
+                second = Stack(instances=0, extra_servers=servers,
+                               overrides={**overrides, "tandem_lb_balance": alternative})
+                second.up()
+                stacks["haproxy-alt"] = second
             return measure_all(args, routes, total, main, stacks)
         finally:
-            if leastconn is not None:
-                leastconn.down(grace=2.0)
+            if second is not None:
+                second.down(grace=2.0)
             stop_instances_fast(main)
 
 
@@ -510,8 +522,8 @@ def measure_all(args, routes, total, main, stacks):
             number += 1
             if config == "direct":
                 url = app1.url("").rstrip("/")
-            elif config == "haproxy-2-leastconn":
-                url = stacks["haproxy-leastconn"].url("").rstrip("/")
+            elif config == "haproxy-2-alt":
+                url = stacks["haproxy-alt"].url("").rstrip("/")
             else:
                 url = main.url("").rstrip("/")
             # HAProxy + 1: app-2 in maint, so that the one HAProxy sends everything to app-1.
@@ -541,11 +553,12 @@ def verdict(ok, valid):
     return "PASS" if ok else "MISS"
 
 
-def figures(phases):
-    """The ratios and per-request costs the issue asks for."""
+def figures(phases, balance_of):
+    """The ratios and per-request costs the issue asks for; balance_of is meta["balance"]."""
     out = {"cpu_bound": {}, "cheap": {}, "session": {}}
     one = find(phases, "load-test", "haproxy-1")
-    for config, balance in (("haproxy-2", "roundrobin"), ("haproxy-2-leastconn", "leastconn")):
+    for config, balance in (("haproxy-2", balance_of["deployed"]),
+                            ("haproxy-2-alt", balance_of["alternative"])):
         two = find(phases, "load-test", config)
         if not one or not two:
             continue
@@ -604,17 +617,22 @@ def figures(phases):
     return out
 
 
+def nbthread_text(nbthread):
+    return f"nbthread {nbthread}" if nbthread else "nbthread: HAProxy's default (one per CPU)"
+
+
 def fmt(value, spec=".1f", none="–"):
     return none if value is None else format(value, spec)
 
 
-def print_summary(figs, phases):
+def print_summary(figs, phases, balance_of):
     print("== result")
-    for balance in ("roundrobin", "leastconn"):
+    for role in ("deployed", "alternative"):
+        balance = balance_of[role]
         entry = figs["cpu_bound"].get(balance)
         if not entry:
             continue
-        note = "the deployed balance" if balance == "roundrobin" else "the alternative"
+        note = "the deployed balance" if role == "deployed" else "the alternative"
         print(f"   CPU-bound, HAProxy + 2 ({balance}, {note}) vs HAProxy + 1: "
               f"req/s x{entry['rps_ratio']:.3f} (target >= {RPS_RATIO_MIN:.2f}) "
               f"{entry['rps_verdict']};  p99 x{entry['p99_ratio']:.3f} "
@@ -622,7 +640,7 @@ def print_summary(figs, phases):
         if "ceiling_ratio" in entry:
             cpu = entry["cpu_s"]
             print(f"      CPU s: app-1 {cpu['app-1']:.2f}, app-2 {cpu['app-2']:.2f}, HAProxy "
-                  f"{cpu.get('haproxy', 0) + cpu.get('haproxy-leastconn', 0):.2f}, wrk "
+                  f"{cpu.get('haproxy', 0) + cpu.get('haproxy-alt', 0):.2f}, wrk "
                   f"{cpu['wrk']:.2f}, others {cpu['others']:.2f}; "
                   f"{entry['total_cpu_us_per_request']:.0f} us of CPU per request in all, so "
                   f"{os.cpu_count()} CPUs allow x{entry['ceiling_ratio']:.3f} at most; "
@@ -656,8 +674,13 @@ def markdown(report):
         f"- load average at the start {meta['loadavg_start']}, at the end "
         f"{meta.get('loadavg_end', '?')}; busy CPUs just before: {meta['busy_cpus_before']:.2f}",
         f"- tandem-server {meta['server_version']} ({meta['server']}), commit {meta['commit']}",
-        f"- {meta['haproxy_version']}, nbthread {meta['haproxy_threads_option'] or 'default'} "
+        f"- {meta['haproxy_version']}, {nbthread_text(meta['haproxy_nbthread'])} "
         f"(worker threads seen: {meta['haproxy_threads']}); {meta['wrk_version']}",
+        f"- balance: {meta['balance']['deployed']} (deployed); {meta['balance']['alternative']} "
+        "(the alternative) on the CPU-bound route through a second HAProxy",
+        "- HAProxy configuration: haproxy/defaults.yml" + (
+            ", with " + ", ".join(f"{k}={v}" for k, v in meta["haproxy_set"].items())
+            if meta["haproxy_set"] else ", as deployed"),
         f"- wrk -t1 -c{meta['connections']}, {meta['duration']} s per phase after a "
         f"{meta['warmup']} s warm-up{'; SMOKE RUN, figures meaningless' if meta['smoke'] else ''}",
     ]
@@ -680,7 +703,7 @@ def markdown(report):
     ]
     for p in phases:
         cpu, lat, per = p["cpu_s"], p["latency_ms"], p["cpu_us_per_request"]
-        haproxy = cpu.get("haproxy", 0) + cpu.get("haproxy-leastconn", 0)
+        haproxy = cpu.get("haproxy", 0) + cpu.get("haproxy-alt", 0)
         split = "/".join(str(p["served"].get(k, 0)) for k in ("app-1", "app-2"))
         errors = str(p["error_count"]) + (" INVALID" if p["problems"] else "")
         lines.append(
@@ -690,11 +713,11 @@ def markdown(report):
             f"{p['others_cpus']:.2f} | {fmt(per['haproxy'])} | {fmt(per['instances'])} | "
             f"{fmt(per['total'])} | {split} |")
     lines += ["", "## Figures", "", "| figure | value | target | verdict |", "|---|--:|--:|---|"]
-    for balance in ("roundrobin", "leastconn"):
+    for tag in ("deployed", "alternative"):
+        balance = meta["balance"][tag]
         entry = figs["cpu_bound"].get(balance)
         if not entry:
             continue
-        tag = "deployed" if balance == "roundrobin" else "alternative"
         lines.append(f"| CPU-bound: req/s HAProxy + 2 ({balance}, {tag}) ÷ HAProxy + 1 | "
                      f"{entry['rps_ratio']:.3f} | ≥ {RPS_RATIO_MIN:.2f} | "
                      f"{entry['rps_verdict']} |")
@@ -747,7 +770,7 @@ def markdown(report):
 
 
 COLOURS = {"direct": "0x777777", "haproxy-1": "0x4477aa", "haproxy-2": "0x66ccee",
-           "haproxy-2-leastconn": "0x228833"}
+           "haproxy-2-alt": "0x228833"}
 
 
 def chart(report, folder, workdir):
@@ -759,7 +782,8 @@ def chart(report, folder, workdir):
         for key in routes:
             for p in phases:
                 if p["route"] == key:
-                    out.write(f"\"{SHORT[p['config']]}\" {p['rps']:.1f} "
+                    short = SHORT[p["config"]].format(alt=report["meta"]["balance"]["alternative"])
+                    out.write(f"\"{short}\" {p['rps']:.1f} "
                               f"{p['latency_ms']['p99']:.3f} {COLOURS[p['config']]}\n")
             out.write("\n\n")  # gnuplot: the next data block (index).
     meta = report["meta"]
@@ -792,7 +816,8 @@ def chart(report, folder, workdir):
                  f"<= x{P99_RATIO_MAX:.2f}")):
             script.append(f"set title \"{route.title}: {what}\" noenhanced")
             # On the CPU-bound route, the judged ratio (HAProxy + 2 against HAProxy + 1).
-            parts = [f"{b} x{figs[b][ratio]:.3f}" for b in ("roundrobin", "leastconn")
+            order = (meta["balance"]["deployed"], meta["balance"]["alternative"])
+            parts = [f"{b} x{figs[b][ratio]:.3f}" for b in order
                      if key == "load-test" and b in figs]
             if parts:
                 label = f"HAProxy + 2 / + 1: {', '.join(parts)} (target {target})"
@@ -874,9 +899,11 @@ def parse_args(argv):
                              "(default: all three)")
     parser.add_argument("--iterations", type=positive, metavar="N",
                         help="iterations of /api/load-test, instead of calibrating them")
-    parser.add_argument("--haproxy-threads", type=non_negative, default=1, metavar="N",
-                        help="HAProxy's nbthread (default 1; 0: HAProxy's own default, one "
-                             "thread per CPU)")
+    parser.add_argument("--set", action="append", default=[], type=setting,
+                        metavar="VARIABLE=VALUE",
+                        help="measure HAProxy with this template variable changed (repeatable), "
+                             "e.g. --set tandem_lb_nbthread=1 or --set tandem_lb_balance=leastconn; "
+                             "default: the deployed values of haproxy/defaults.yml")
     parser.add_argument("--results-dir", default=str(HERE / "results"), metavar="DIR",
                         help="where the results folder is made (default bench/results)")
     parser.add_argument("--smoke", action="store_true",
@@ -898,6 +925,30 @@ def parse_args(argv):
     if args.server and not os.access(args.server, os.X_OK):
         parser.error(f"--server {args.server}: no such executable")
     return args
+
+
+def setting(text):
+    """NAME=VALUE of --set: a variable of haproxy/defaults.yml, the value read as YAML."""
+    import yaml
+
+    from tests.harness import config
+
+    name, sep, value = text.partition("=")
+    defaults = config.load_defaults()
+    if not sep or name not in defaults:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: want VARIABLE=VALUE with a variable of haproxy/defaults.yml "
+            f"({', '.join(sorted(defaults))})")
+    try:
+        parsed = yaml.safe_load(value) if value else ""
+    except yaml.YAMLError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: the value is not YAML: {error}") from None
+    if name in STACK_OWNS:
+        raise argparse.ArgumentTypeError(f"{text!r}: the local stack sets {name} itself "
+                                         "(tests/harness/stack.py)")
+    if name == "tandem_lb_balance" and parsed not in BALANCES:
+        raise argparse.ArgumentTypeError(f"{text!r}: the benchmark compares {' and '.join(BALANCES)}")
+    return name, parsed
 
 
 def positive(text):
@@ -962,7 +1013,12 @@ def main(argv=None):
     from tests.harness.processes import raise_on_termination
     from tests.harness.stack import StackError
 
+    from tests.harness import config
+
     raise_on_termination()
+    settings = {**config.load_defaults(), **dict(args.set)}
+    args.balance = balances(settings)
+    nbthread = int(settings["tandem_lb_nbthread"] or 0)
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="tandem-scaling-"))
     try:
         server_bin = os.path.abspath(args.server) if args.server else build_release(workdir)
@@ -976,7 +1032,9 @@ def main(argv=None):
                               .removeprefix("tandem-server "),
             "commit": git_commit(),
             "haproxy_version": command_output(["haproxy", "-v"]).split("\n")[0].split(" - ")[0],
-            "haproxy_threads_option": args.haproxy_threads,
+            "haproxy_nbthread": nbthread,
+            "haproxy_set": dict(args.set),
+            "balance": args.balance,
             "wrk_version": " ".join(command_output(["wrk", "-v"]).split()[:2]),
             "connections": args.connections, "duration": args.duration, "warmup": args.warmup,
             "routes": args.routes, "smoke": args.smoke,
@@ -988,18 +1046,21 @@ def main(argv=None):
             print(f"   warning: the machine is busy ({busy:.2f} CPUs before the start); the "
                   "figures will be noisy", flush=True)
         print(f"   tandem-server {meta['server_version']} ({server_bin}), commit {meta['commit']}; "
-              f"{meta['haproxy_version']}, nbthread {args.haproxy_threads or 'default'}; "
+              f"{meta['haproxy_version']}, {nbthread_text(nbthread)}; "
               f"{meta['wrk_version']}", flush=True)
+        if args.set:
+            print("   HAProxy as deployed but for: "
+                  + ", ".join(f"{k}={v}" for k, v in args.set), flush=True)
 
-        phases, info = run_phases(args, server_bin, workdir)
+        phases, info = run_phases(args, server_bin)
         meta["haproxy_threads"] = info["haproxy_threads"]
         meta["calibration"] = info["calibration"]
         meta["loadavg_end"] = info["loadavg_end"]
-        report = {"meta": meta, "phases": phases, "figures": figures(phases),
+        report = {"meta": meta, "phases": phases, "figures": figures(phases, args.balance),
                   "targets": {"rps_ratio_min": RPS_RATIO_MIN, "p99_ratio_max": P99_RATIO_MAX,
                               "others_warn_cpus": OTHERS_WARN_CPUS,
                               "cost_target_ms": COST_TARGET_MS}}
-        print_summary(report["figures"], phases)
+        print_summary(report["figures"], phases, args.balance)
         folder = write_results(args, report, workdir)
         invalid = any(p["problems"] for p in phases)
         if invalid:
