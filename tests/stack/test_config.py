@@ -37,7 +37,7 @@ VARIANTS = {
                              "tandem_lb_cookie_name": "SERVERID",
                              "tandem_lb_admin_socket": "/run/haproxy/tandem.sock"},
     "one syslog target": {"tandem_lb_log_targets": ["127.0.0.1:514 local0 info"]},
-    "one HAProxy thread": {"tandem_lb_nbthread": 1},
+    "HAProxy's own thread count": {"tandem_lb_nbthread": 0},
 }
 
 
@@ -136,8 +136,8 @@ def test_unknown_override_is_refused():
         config.render({"tandem_lb_prot": 8080})
 
 
-def test_nbthread_is_left_to_haproxy_unless_set():
-    # 0 (the default) keeps HAProxy's own choice, one thread per CPU: no nbthread line at all.
-    assert config.load_defaults()["tandem_lb_nbthread"] == 0
-    assert "nbthread" not in config.render()
-    assert "\n    nbthread 1\n" in config.render({"tandem_lb_nbthread": 1})
+def test_one_haproxy_thread_unless_told_otherwise():
+    assert "\n    nbthread 1\n" in config.render()
+    assert "\n    nbthread 3\n" in config.render({"tandem_lb_nbthread": 3})
+    # 0 leaves HAProxy's own choice, one thread per CPU: no nbthread line at all.
+    assert "nbthread" not in config.render({"tandem_lb_nbthread": 0})
