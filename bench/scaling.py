@@ -8,7 +8,7 @@ two tandem-server instances, all on loopback) and loads it with wrk, one phase a
              so that one request costs about 1 ms of CPU here), POST /api/session (cookies kept)
   config     direct to one instance · HAProxy + 1 instance · HAProxy + 2 instances (with the
              deployed configuration, haproxy/defaults.yml) · for the CPU-bound route also
-             HAProxy + 2 with the other balance algorithm (roundrobin, when leastconn is deployed)
+             HAProxy + 2 with the other balance algorithm (leastconn, roundrobin being deployed)
 
 Each phase records requests/s, latency p50/p95/p99, errors, and the CPU seconds each process
 used (HAProxy, each instance, wrk, and the rest of the machine). The results go to
@@ -76,7 +76,6 @@ ROUTES = {
     "session": Route("session", "POST /api/session", "wrk-session.lua", cheap=True),
 }
 
-# Configurations, in the order they run for each route.
 # Configurations, in the order they run for each route; {alt} is the alternative balance.
 CONFIGS = {
     "direct": "direct to app-1",

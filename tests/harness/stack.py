@@ -99,15 +99,13 @@ class Stack:
     `overrides` are template variables on top of haproxy/defaults.yml and the stack's own;
     `extra_servers` are more backend servers ({id, host, port}) that the caller runs itself.
     `session_store` is every instance's --session-store (memory when None: the server's
-    default); `server_args` are more flags for every instance. `haproxy_args` are appended to
-    HAProxy's command line (the benchmark adds `-f` of a second file that sets `nbthread`).
+    default); `server_args` are more flags for every instance.
     """
 
     def __init__(self, instances=2, lb_port=None, first_port=None, stats_port=None,
                  server_bin=None, overrides=None, extra_servers=(), server_args=(),
-                 session_store=None, workdir=None, keep_workdir=False, haproxy_args=()):
+                 session_store=None, workdir=None, keep_workdir=False):
         self.server_bin = find_server_bin(server_bin) if instances else None
-        self.haproxy_args = list(haproxy_args)
         self.session_store = session_store
         self.server_args = list(server_args)
         if session_store:
@@ -179,8 +177,8 @@ class Stack:
                 self.start_instance(instance_id, wait=False)
             for instance in self.instances.values():
                 self.wait_instance_healthy(instance.id)
-            self.haproxy = Process("haproxy", ["haproxy", "-W", "-db", "-f", str(self.config_path)]
-                                   + self.haproxy_args, self.haproxy_log)
+            self.haproxy = Process("haproxy", ["haproxy", "-W", "-db", "-f", str(self.config_path)],
+                                   self.haproxy_log)
             self.wait_all_up()
         except BaseException:
             self.down()
