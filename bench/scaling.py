@@ -945,6 +945,9 @@ def setting(text):
     if name in STACK_OWNS:
         raise argparse.ArgumentTypeError(f"{text!r}: the local stack sets {name} itself "
                                          "(tests/harness/stack.py)")
+    if name == "tandem_lb_nbthread" and (type(parsed) is not int or parsed < 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: wants a whole number of threads, 0 for "
+                                         "HAProxy's default")
     if name == "tandem_lb_balance" and parsed not in BALANCES:
         raise argparse.ArgumentTypeError(f"{text!r}: the benchmark compares {' and '.join(BALANCES)}")
     return name, parsed

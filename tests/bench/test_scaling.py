@@ -24,6 +24,7 @@ def scaling(*argv, timeout=30):
     (["--set", "tandem_lb_port=80"], "the local stack sets tandem_lb_port itself"),
     (["--set", "tandem_lb_balance=source"], "the benchmark compares leastconn and roundrobin"),
     (["--set", "tandem_lb_nbthread=[1"], "the value is not YAML"),
+    (["--set", "tandem_lb_nbthread=two"], "wants a whole number of threads"),
     (["--routes", "whoami,nosuch"], "--routes takes whoami, load-test and session"),
     (["--duration", "0"], "wants a positive whole number"),
     (["--server", "/nonexistent/tandem-server"], "no such executable"),
