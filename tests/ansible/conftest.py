@@ -6,28 +6,12 @@ would; the package under test is the one CTest's system.deb fixture built (TANDE
 TANDEM_VERSION, or TANDEM_DEB). Powered off and removed at the end of the module, also on a failure
 or an interrupted run.
 
-`report(line)` records a measured number: printed at once and repeated in a "measured" section
-at the end of the run.
+`report(line)`, sys.path and signal handling come from tests/conftest.py.
 """
-
-import pathlib
-import sys
 
 import pytest
 
-sys.dont_write_bytecode = True
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from tests.harness.ansible_guest import AnsibleGuest  # noqa: E402
-from tests.harness.processes import raise_on_termination  # noqa: E402
-
-_measurements = []
-
-
-def pytest_configure(config):
-    raise_on_termination()
+from tests.harness.ansible_guest import AnsibleGuest
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -44,22 +28,6 @@ def pytest_runtest_makereport(item, call):
         except Exception as error:  # Reporting must not hide the failure itself.
             journal = f"(journal unavailable: {error})"
         report.sections.append(("guest journal (tandem@*, haproxy)", journal))
-
-
-def pytest_terminal_summary(terminalreporter):
-    if _measurements:
-        terminalreporter.section("measured")
-        for line in _measurements:
-            terminalreporter.write_line(line)
-
-
-@pytest.fixture
-def report(request):
-    def record(line):
-        print(line, flush=True)
-        _measurements.append(f"{request.node.name}: {line}")
-
-    return record
 
 
 @pytest.fixture(scope="module")

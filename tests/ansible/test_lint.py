@@ -7,16 +7,12 @@ import json
 import pathlib
 import re
 import subprocess
-import sys
 
 import yaml
 
+from tests.harness import config
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from tests.harness import config  # noqa: E402
-
 ANSIBLE_DIR = REPO_ROOT / "ansible"
 LB_DEFAULTS = ANSIBLE_DIR / "roles/tandem_lb/defaults/main.yml"
 APP_DEFAULTS = ANSIBLE_DIR / "roles/tandem_app/defaults/main.yml"

@@ -5,24 +5,13 @@ the test fails or the run is interrupted (SIGINT, SIGTERM and SIGHUP unwind like
 die with the harness even on SIGKILL, see tests/harness/processes.py). When a test fails, the end
 of every log of its stacks is printed with the failure.
 
-`report(line)` records a measured number: printed at once (visible with -s) and repeated in a
-"measured" section at the end of the run, so it lands in the CTest log even with -q.
+`report(line)`, sys.path and signal handling come from tests/conftest.py.
 """
-
-import pathlib
-import sys
 
 import pytest
 
-sys.dont_write_bytecode = True
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from tests.harness.processes import raise_on_termination, tail  # noqa: E402
-from tests.harness.stack import Stack, find_server_bin  # noqa: E402
-
-_measurements = []
+from tests.harness.processes import tail
+from tests.harness.stack import Stack, find_server_bin
 
 
 def pytest_addoption(parser):
@@ -30,36 +19,9 @@ def pytest_addoption(parser):
                      help="tandem-server binary (default: $TANDEM_SERVER_BIN, else a build dir)")
 
 
-def pytest_configure(config):
-    raise_on_termination()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"report_{report.when}", report)
-
-
-def pytest_terminal_summary(terminalreporter):
-    if _measurements:
-        terminalreporter.section("measured")
-        for line in _measurements:
-            terminalreporter.write_line(line)
-
-
 @pytest.fixture(scope="session")
 def server_bin(pytestconfig):
     return find_server_bin(pytestconfig.getoption("server_bin"))
-
-
-@pytest.fixture
-def report(request):
-    def record(line):
-        print(line, flush=True)
-        _measurements.append(f"{request.node.name}: {line}")
-
-    return record
 
 
 @pytest.fixture

@@ -7,37 +7,20 @@ only where this host needs it (tests/system/deployment.py). Nothing is started: 
 tandem.target and haproxy the way an administrator does. Everything is powered off, unmounted and
 removed at the end of the module, also when a test fails or the run is interrupted.
 
-`report(line)` records a measured number: printed at once and repeated in a "measured" section
-at the end of the run.
+`report(line)`, sys.path and signal handling come from tests/conftest.py.
 """
-
-import pathlib
-import sys
 
 import pytest
 
-sys.dont_write_bytecode = True
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from tests.harness.processes import raise_on_termination  # noqa: E402
-from tests.harness.stack import free_ports  # noqa: E402
-from tests.harness.systemd_container import SystemdContainer  # noqa: E402
-from tests.system.deployment import INSTANCES, System, package_path, require_free  # noqa: E402
-
-_measurements = []
-
-
-def pytest_configure(config):
-    raise_on_termination()
+from tests.harness.stack import free_ports
+from tests.harness.systemd_container import SystemdContainer
+from tests.system.deployment import INSTANCES, System, package_path, require_free
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    setattr(item, f"report_{report.when}", report)
     # A failed drill shows what the guest's units said.
     system = getattr(item, "funcargs", {}).get("system")
     if report.failed and system is not None and system.guest.init_pid is not None:
@@ -49,22 +32,6 @@ def pytest_runtest_makereport(item, call):
         except Exception as error:  # Reporting must not hide the failure itself.
             journal = f"(journal unavailable: {error})"
         report.sections.append(("guest journal (tandem@*, haproxy notices)", journal))
-
-
-def pytest_terminal_summary(terminalreporter):
-    if _measurements:
-        terminalreporter.section("measured")
-        for line in _measurements:
-            terminalreporter.write_line(line)
-
-
-@pytest.fixture
-def report(request):
-    def record(line):
-        print(line, flush=True)
-        _measurements.append(f"{request.node.name}: {line}")
-
-    return record
 
 
 @pytest.fixture(scope="module")
