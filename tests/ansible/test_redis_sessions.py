@@ -16,7 +16,7 @@ import json
 import time
 
 from tests.harness import load
-from tests.harness.redis import session_count
+from tests.harness.redis import check_sessions, session_count
 from tests.harness.stack import free_ports
 
 LB_URL = "http://127.0.0.1:80"  # the local inventory's HAProxy (tandem_lb_port)
@@ -57,17 +57,8 @@ def test_rolling_restart_with_redis_sessions_loses_nothing(target, report):
 
         outcomes = [o for client in clients for o in client.outcomes]
         failed = [o for o in outcomes if not o.ok]
-        problems, moved = [], 0
-        for client in clients:
-            answers = [o.json() for o in client.outcomes if o.ok]
-            counts = [answer["requestCount"] for answer in answers]
-            sessions = {answer["sessionId"] for answer in answers}
-            moved += len({o.instance for o in client.outcomes if o.ok}) > 1
-            stored = session_count(redis_port, answers[-1]["sessionId"]) if answers else None
-            if len(sessions) != 1 or counts != list(range(1, len(counts) + 1)) \
-                    or stored != len(counts):
-                problems.append(f"{client.name}: sessions {sessions}, counts {counts}, "
-                                f"stored {stored}")
+        problems, moved = check_sessions(
+            clients, lambda session_id: session_count(redis_port, session_id))
         report(f"rolling-restart.yml (exit {rolled.returncode}) took {rolled.seconds:.1f} s "
                f"under {len(outcomes)} POST /api/session from {CLIENTS} sticky clients "
                f"({rounds.rounds} rounds): "

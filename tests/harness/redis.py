@@ -162,6 +162,25 @@ def session_count(port, session_id, password=None, db=0, host=LOOPBACK):
     return None if value is None else int(value)
 
 
+def check_sessions(clients, stored_count):
+    """After sticky clients (load.Client) each POSTed /api/session in turn: (problems, moved).
+    A problem is a client whose answers show more than one session, a count that is not 1, 2, 3...
+    in order, or a last count other than what Redis stored (stored_count(session_id)); moved is
+    how many clients were answered by more than one instance."""
+    problems, moved = [], 0
+    for client in clients:
+        answers = [o.json() for o in client.outcomes if o.ok]
+        counts = [answer["requestCount"] for answer in answers]
+        sessions = {answer["sessionId"] for answer in answers}
+        moved += len({o.instance for o in client.outcomes if o.ok}) > 1
+        stored = stored_count(answers[-1]["sessionId"]) if answers else None
+        if len(sessions) != 1 or counts != list(range(1, len(counts) + 1)) \
+                or stored != len(counts):
+            problems.append(f"{client.name}: sessions {sessions}, counts {counts}, "
+                            f"stored {stored}")
+    return problems, moved
+
+
 def _encode(args):
     parts = [f"*{len(args)}\r\n".encode()]
     for arg in args:

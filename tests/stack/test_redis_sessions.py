@@ -17,7 +17,7 @@ import pytest
 
 from tests.harness import load
 from tests.harness.poller import Poller
-from tests.harness.redis import RedisServer
+from tests.harness.redis import RedisServer, check_sessions
 from tests.harness.runtime_api import StatusMonitor
 
 # Scenario 1.
@@ -451,17 +451,7 @@ def test_rolling_restart_loses_no_session(make_redis, make_stack, report):
 
         outcomes = [o for client in clients for o in client.outcomes]
         failed = [o for o in outcomes if not o.ok]
-        problems, moved = [], 0
-        for client in clients:
-            answers = [o.json() for o in client.outcomes if o.ok]
-            counts = [answer["requestCount"] for answer in answers]
-            sessions = {answer["sessionId"] for answer in answers}
-            moved += len({o.instance for o in client.outcomes if o.ok}) > 1
-            stored = redis.session_count(answers[-1]["sessionId"]) if answers else None
-            if len(sessions) != 1 or counts != list(range(1, len(counts) + 1)) \
-                    or stored != len(counts):
-                problems.append(f"{client.name}: sessions {sessions}, counts {counts}, "
-                                f"stored {stored}")
+        problems, moved = check_sessions(clients, redis.session_count)
         report(f"rolling restart of {list(stack.instances)} in {took:.1f} s (exit codes "
                f"{exit_codes}) under {len(outcomes)} POST /api/session from {ROLL_CLIENTS} "
                f"sticky clients ({rounds.rounds} rounds): {len(failed)} failed; {moved} clients "
