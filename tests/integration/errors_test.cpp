@@ -21,12 +21,6 @@ namespace {
 
 constexpr const char* kId = "errors-it";
 
-#define CHECK_CONTRACT(response, id)                      \
-  do {                                                    \
-    auto problems_ = contract_problems((response), (id)); \
-    BOOST_TEST(problems_.empty(), join(problems_));       \
-  } while (false)
-
 ServerOptions options(std::vector<std::string> extra = {}) {
   ServerOptions result;
   result.args = {"--id", kId};

@@ -21,12 +21,6 @@ namespace {
 
 constexpr const char* kId = "http-it";
 
-#define CHECK_CONTRACT(response, id)                      \
-  do {                                                    \
-    auto problems_ = contract_problems((response), (id)); \
-    BOOST_TEST(problems_.empty(), join(problems_));       \
-  } while (false)
-
 struct ServerFixture {
   ServerProcess server{with_args({"--id", kId})};
 

@@ -25,12 +25,6 @@ namespace {
 
 constexpr const char* kId = "routes-it";
 
-#define CHECK_CONTRACT(response, id)                      \
-  do {                                                    \
-    auto problems_ = contract_problems((response), (id)); \
-    BOOST_TEST(problems_.empty(), join(problems_));       \
-  } while (false)
-
 // The version `tandem-server --version` prints ("tandem-server <version>").
 std::string binary_version() {
   RunResult run = run_to_exit({"--version"}, 5000ms);

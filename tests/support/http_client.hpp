@@ -65,6 +65,13 @@ std::vector<std::string> contract_problems(const HttpResponse& response, std::st
 // Joins lines with "; ", for test messages.
 std::string join(const std::vector<std::string>& lines, std::string_view separator = "; ");
 
+// In a Boost.Test case: fails the check with every violation of contract_problems() listed.
+#define CHECK_CONTRACT(response, id)                                    \
+  do {                                                                  \
+    auto problems_ = tandem::test::contract_problems((response), (id)); \
+    BOOST_TEST(problems_.empty(), tandem::test::join(problems_));       \
+  } while (false)
+
 // A libcurl easy handle kept across requests, so consecutive requests reuse one keep-alive
 // connection the way a browser or load balancer would. Not thread-safe: one per thread.
 class HttpClient {
