@@ -87,11 +87,6 @@ SHORT = {"direct": "direct", "haproxy-1": "HAProxy + 1", "haproxy-2": "HAProxy +
          "haproxy-2-alt": "HAProxy + 2 {alt}"}
 # The balance algorithms compared: the deployed one and the other.
 BALANCES = ("leastconn", "roundrobin")
-# Template variables that the local stack (tests/harness/stack.py) sets itself: addresses, ports,
-# paths and logging of a run on loopback. --set may change any other.
-STACK_OWNS = {"tandem_lb_bind_address", "tandem_lb_port", "tandem_lb_stats_bind",
-              "tandem_lb_backend_servers", "tandem_lb_admin_socket", "tandem_lb_state_file",
-              "tandem_lb_chroot", "tandem_lb_user", "tandem_lb_group", "tandem_lb_log_targets"}
 
 
 def configs_for(route):
@@ -931,6 +926,7 @@ def setting(text):
     import yaml
 
     from tests.harness import config
+    from tests.harness.stack import OWN_VARIABLES
 
     name, sep, value = text.partition("=")
     defaults = config.load_defaults()
@@ -942,7 +938,7 @@ def setting(text):
         parsed = yaml.safe_load(value) if value else ""
     except yaml.YAMLError as error:
         raise argparse.ArgumentTypeError(f"{text!r}: the value is not YAML: {error}") from None
-    if name in STACK_OWNS:
+    if name in OWN_VARIABLES:
         raise argparse.ArgumentTypeError(f"{text!r}: the local stack sets {name} itself "
                                          "(tests/harness/stack.py)")
     if name == "tandem_lb_nbthread" and (type(parsed) is not int or parsed < 0):

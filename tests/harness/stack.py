@@ -42,6 +42,12 @@ DRAIN_GRACE = "3s"
 # Bounds a drain that does not finish by itself (a connection that never closes).
 DRAIN_TIMEOUT = "6s"
 START_TIMEOUT = 10.0
+# Template variables a local stack sets itself (Stack._configure): the addresses, ports, paths and
+# logging of a run on loopback. What a caller wants to vary (bench/scaling.py --set) is the rest.
+OWN_VARIABLES = frozenset({
+    "tandem_lb_bind_address", "tandem_lb_port", "tandem_lb_stats_bind",
+    "tandem_lb_backend_servers", "tandem_lb_admin_socket", "tandem_lb_state_file",
+    "tandem_lb_chroot", "tandem_lb_user", "tandem_lb_group", "tandem_lb_log_targets"})
 
 
 class StackError(RuntimeError):
@@ -154,6 +160,7 @@ class Stack:
             "tandem_lb_maxconn": _maxconn_within_fd_limit(
                 config.load_defaults()["tandem_lb_maxconn"]),
         }
+        assert OWN_VARIABLES <= local.keys(), OWN_VARIABLES - local.keys()
         local.update(overrides or {})
         self.variables = config.variables(local)
         self.backend = self.variables["tandem_lb_backend_name"]
