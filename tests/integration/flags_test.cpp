@@ -25,7 +25,8 @@ std::size_t count_lines(const std::string& text) {
 }
 
 // Runs the server with a bad command line: it must exit 2 at once with exactly one non-empty
-// line on stderr, and `port` must never accept a connection meanwhile.
+// line on stderr, and `port` (a quiet_port(), which no server of a test running in parallel can
+// take) must never accept a connection meanwhile.
 void expect_bad_flags(const std::vector<std::string>& args, uint16_t port,
                       const std::vector<std::pair<std::string, std::string>>& env = {}) {
   std::string shown;
@@ -47,7 +48,7 @@ void expect_bad_flags(const std::vector<std::string>& args, uint16_t port,
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(bad_port_values_exit_2) {
-  uint16_t port = free_port();
+  uint16_t port = quiet_port();
   // 65536 + port would land on `port` if the value were truncated to 16 bits.
   expect_bad_flags({"--port", std::to_string(65536 + port)}, port);
   expect_bad_flags({"--port", "abc"}, port);
@@ -58,14 +59,14 @@ BOOST_AUTO_TEST_CASE(bad_port_values_exit_2) {
 }
 
 BOOST_AUTO_TEST_CASE(unknown_flag_exits_2) {
-  uint16_t port = free_port();
+  uint16_t port = quiet_port();
   expect_bad_flags({"--port", std::to_string(port), "--no-such-flag"}, port);
   expect_bad_flags({"--port", std::to_string(port), "--no-such-flag=1"}, port);
   expect_bad_flags({"--port", std::to_string(port), "stray-argument"}, port);
 }
 
 BOOST_AUTO_TEST_CASE(bad_durations_exit_2) {
-  uint16_t port = free_port();
+  uint16_t port = quiet_port();
   for (const std::string flag : {"--keepalive-timeout", "--header-timeout", "--drain-grace",
                                  "--drain-timeout", "--session-ttl"}) {
     for (const std::string value : {"abc", "5 parsecs", "10x", "-1s", "ms", ""}) {
@@ -75,7 +76,7 @@ BOOST_AUTO_TEST_CASE(bad_durations_exit_2) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_numbers_exit_2) {
-  uint16_t port = free_port();
+  uint16_t port = quiet_port();
   for (const std::string flag :
        {"--max-header-bytes", "--max-body-bytes", "--max-connections", "--max-sessions"}) {
     for (const std::string value : {"abc", "-5", "12abc"}) {
@@ -85,7 +86,7 @@ BOOST_AUTO_TEST_CASE(bad_numbers_exit_2) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_session_store_exits_2) {
-  uint16_t port = free_port();
+  uint16_t port = quiet_port();
   for (const std::string value :
        {"postgres://localhost:5432", "redis://", "redis://localhost:notaport", "memory2",
         "redis://localhost:6379/notadb", ""}) {
@@ -94,13 +95,13 @@ BOOST_AUTO_TEST_CASE(bad_session_store_exits_2) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_bind_address_exits_2) {
-  uint16_t port = free_port();
+  uint16_t port = quiet_port();
   expect_bad_flags({"--port", std::to_string(port), "--bind", "999.1.1.1"}, port);
   expect_bad_flags({"--port", std::to_string(port), "--bind", "not an address"}, port);
 }
 
 BOOST_AUTO_TEST_CASE(drain_timeout_not_above_drain_grace_exits_2) {
-  uint16_t port = free_port();
+  uint16_t port = quiet_port();
   expect_bad_flags({"--port", std::to_string(port), "--drain-grace", "5s", "--drain-timeout", "5s"},
                    port);
   expect_bad_flags({"--port", std::to_string(port), "--drain-grace", "5s", "--drain-timeout", "2s"},
@@ -110,7 +111,7 @@ BOOST_AUTO_TEST_CASE(drain_timeout_not_above_drain_grace_exits_2) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_values_in_the_environment_exit_2) {
-  uint16_t port = free_port();
+  uint16_t port = quiet_port();
   expect_bad_flags({"--port", std::to_string(port)}, port, {{"TANDEM_KEEPALIVE_TIMEOUT", "abc"}});
   expect_bad_flags({}, port, {{"TANDEM_PORT", std::to_string(65536 + port)}});
   expect_bad_flags({"--port", std::to_string(port)}, port,

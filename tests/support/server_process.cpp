@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -180,6 +181,28 @@ uint16_t free_port(const std::string& host) {
   }
   ::close(fd);
   return ntohs(address.sin_port);
+}
+
+uint16_t quiet_port(const std::string& host) {
+  int ephemeral_first = 32768;  // Linux's default, when the range cannot be read.
+  std::ifstream range{"/proc/sys/net/ipv4/ip_local_port_range"};
+  range >> ephemeral_first;
+  int lowest = std::max(1024, ephemeral_first - 8192);
+  if (ephemeral_first - 1 < lowest) throw std::runtime_error("no port below the ephemeral range");
+  std::mt19937 random{std::random_device{}()};
+  std::uniform_int_distribution<int> pick{lowest, ephemeral_first - 1};
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw std::runtime_error(std::string{"socket: "} + std::strerror(errno));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(pick(random)));
+    ::inet_pton(AF_INET, host.c_str(), &address.sin_addr);
+    bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+    ::close(fd);
+    if (bound) return ntohs(address.sin_port);
+  }
+  throw std::runtime_error("no free port below the ephemeral range after 100 tries");
 }
 
 bool can_connect(const std::string& host, uint16_t port, Millis timeout) {

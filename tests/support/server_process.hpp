@@ -104,6 +104,11 @@ std::string server_binary();
 // A port on `host` that nothing listens on right now (bind port 0, read it, release it).
 uint16_t free_port(const std::string& host = "127.0.0.1");
 
+// A port on `host` that nothing listens on and that binding port 0 never hands out, here or in
+// any other process: one just below the kernel's ephemeral range. For checks that a port never
+// opens: a server that a test running in parallel starts on a free_port() cannot land on it.
+uint16_t quiet_port(const std::string& host = "127.0.0.1");
+
 // True when a TCP connection to host:port is accepted within `timeout` (it is closed at once).
 bool can_connect(const std::string& host, uint16_t port, Millis timeout = Millis{500});
 
