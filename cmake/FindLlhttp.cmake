@@ -36,6 +36,10 @@ if(Llhttp_FOUND AND NOT TARGET Llhttp::llhttp)
   set_target_properties(tandem_llhttp PROPERTIES POSITION_INDEPENDENT_CODE ON C_STANDARD 99)
   # Third-party code: its warnings are not ours to fix.
   target_compile_options(tandem_llhttp PRIVATE -w)
+  # Strict mode: CRLF required after chunk data (else "3\r\nabcXX0" smuggles a request past a
+  # proxy that reads it differently), bare LF refused as a line end, and the other checks RFC 9112
+  # allows a server to make. Every client of tandem (HAProxy, curl, browsers) sends CRLF.
+  target_compile_definitions(tandem_llhttp PRIVATE LLHTTP_STRICT_MODE=1)
   add_library(Llhttp::llhttp ALIAS tandem_llhttp)
 endif()
 mark_as_advanced(LLHTTP_INCLUDE_DIR LLHTTP_SOURCE_DIR)

@@ -6,6 +6,33 @@
 #include <exception>
 
 namespace tandem {
+namespace {
+
+constexpr const char* kHttp09Refused =
+    "HTTP/0.9 is not served: send HTTP/1.1 (a request line ends with HTTP/1.1)";
+
+// The status and message for an error llhttp found itself.
+HttpError error_for(llhttp_errno_t code, const char* reason) {
+  // A well-formed version llhttp does not know ("HTTP/3.5") is unsupported, not malformed;
+  // llhttp says which with its reason ("Invalid HTTP version" against "Expected dot", ...).
+  if (code == HPE_INVALID_VERSION && std::string_view(reason) == "Invalid HTTP version") {
+    return HttpError{505, "only HTTP/1.0 and HTTP/1.1 are served here"};
+  }
+  if (code == HPE_PAUSED_H2_UPGRADE) {
+    return HttpError{505, "HTTP/2 is served by the load balancer, not here: send HTTP/1.1"};
+  }
+  return HttpError{400, std::string("malformed HTTP request: ") + reason};
+}
+
+bool iequals_prefix(std::string_view text, std::string_view prefix) {
+  if (text.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(text[i])) != prefix[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 // Reaches a RequestParser member from llhttp's C callbacks. No exception may cross into llhttp:
 // one that escapes a member becomes a 500 and the end of the connection.
@@ -35,6 +62,7 @@ const llhttp_settings_t& parser_settings() {
     llhttp_settings_init(&s);
     s.on_message_begin = ParserCallback<&RequestParser::on_message_begin>::event;
     s.on_url = ParserCallback<&RequestParser::on_url>::data;
+    s.on_url_complete = ParserCallback<&RequestParser::on_url_complete>::event;
     s.on_header_field = ParserCallback<&RequestParser::on_header_field>::data;
     s.on_header_field_complete = ParserCallback<&RequestParser::on_header_field_complete>::event;
     s.on_header_value = ParserCallback<&RequestParser::on_header_value>::data;
@@ -52,25 +80,48 @@ RequestParser::RequestParser(Limits limits, RequestSink& sink) : limits_(limits)
 }
 
 std::optional<HttpError> RequestParser::feed(std::string_view data) {
-  if (stopped_ || data.empty()) return error_;
+  consumed_ = 0;
+  if (stopped_ || paused_ || data.empty()) return error_;
+  // A request line that ends right after its target is HTTP/0.9, which has no headers, no
+  // status line and no way to be told of an error: it is refused at once rather than left
+  // waiting for headers that will never come.
+  if (url_open_ && (data.front() == '\r' || data.front() == '\n')) {
+    stopped_ = true;
+    fail(400, kHttp09Refused);
+    return error_;
+  }
+  feeding_ = data;
   llhttp_errno_t result = llhttp_execute(&parser_, data.data(), data.size());
+  feeding_ = {};
   switch (result) {
     case HPE_OK:
+      consumed_ = data.size();
       return std::nullopt;
     case HPE_PAUSED:
+      consumed_ = static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - data.data());
+      if (stop_after_pause_) {
+        stopped_ = true;
+      } else {
+        paused_ = true;
+      }
+      return std::nullopt;
     case HPE_PAUSED_UPGRADE:
-      // on_message_complete paused because the stream ends after this request. An Upgrade is
-      // answered as a plain request and then the connection ends too: tandem speaks HTTP/1.1 only.
+      // An Upgrade is answered as a plain request and then the connection ends: tandem speaks
+      // HTTP/1.1 only.
+      consumed_ = data.size();
       stopped_ = true;
       return std::nullopt;
     default:
       stopped_ = true;
-      if (!error_) {
-        error_ = HttpError{
-            400, std::string("malformed HTTP request: ") + llhttp_get_error_reason(&parser_)};
-      }
+      if (!error_) error_ = error_for(result, llhttp_get_error_reason(&parser_));
       return error_;
   }
+}
+
+void RequestParser::resume() {
+  if (!paused_) return;
+  paused_ = false;
+  llhttp_resume(&parser_);
 }
 
 std::optional<HttpError> RequestParser::finish() {
@@ -102,6 +153,7 @@ void RequestParser::reset_request() {
   request_.http_major = 1;
   request_.http_minor = 1;
   request_.keep_alive = true;
+  body_limit_ = 0;
 }
 
 int RequestParser::on_message_begin() {
@@ -120,6 +172,19 @@ int RequestParser::on_url(const char* at, std::size_t length) {
                          std::to_string(limits_.max_header_bytes) + " bytes");
   }
   request_.target.append(at, length);
+  url_open_ = true;
+  // The target's end is in this read: a CR or LF right after it means there is no version.
+  const char* after = at + length;
+  if (after < feeding_.data() + feeding_.size() && (*after == '\r' || *after == '\n')) {
+    return fail(400, kHttp09Refused);
+  }
+  return 0;
+}
+
+int RequestParser::on_url_complete() {
+  url_open_ = false;
+  // llhttp reports HTTP/0.9 as version 0.9 once the byte after the request line arrived.
+  if (parser_.http_major == 0 && parser_.http_minor == 9) return fail(400, kHttp09Refused);
   return 0;
 }
 
@@ -166,15 +231,66 @@ int RequestParser::on_header_value(const char* at, std::size_t length) {
   return 0;
 }
 
+bool RequestParser::normalize_target() {
+  std::string& target = request_.target;
+  if (!target.empty() && target.front() == '/') return true;  // origin-form, the usual case.
+  if (target == "*") return request_.method == "OPTIONS";     // asterisk-form.
+  // absolute-form (RFC 9112 3.2.2): a server must accept it and take the path and query from it;
+  // the authority is the host the client meant, which Host repeats for HTTP/1.1.
+  std::size_t scheme_end = 0;
+  if (iequals_prefix(target, "http://")) {
+    scheme_end = 7;
+  } else if (iequals_prefix(target, "https://")) {
+    scheme_end = 8;
+  } else {
+    return false;
+  }
+  std::size_t path = target.find_first_of("/?", scheme_end);
+  if (path == scheme_end) return false;  // No authority.
+  if (path == std::string::npos) {
+    target = "/";
+  } else if (target[path] == '?') {
+    target = "/" + target.substr(path);
+  } else {
+    target.erase(0, path);
+  }
+  return true;
+}
+
+bool RequestParser::check_head() {
+  if (!(request_.http_major == 1 && (request_.http_minor == 0 || request_.http_minor == 1))) {
+    fail(505, "only HTTP/1.0 and HTTP/1.1 are served here");
+    return false;
+  }
+  std::size_t hosts = 0;
+  for (const auto& header : request_.headers) hosts += header.first == "host" ? 1 : 0;
+  // RFC 9112 3.2: 400 for an HTTP/1.1 request without Host, and for any with more than one.
+  if (hosts > 1) {
+    fail(400, "the request has " + std::to_string(hosts) + " Host headers; send exactly one");
+    return false;
+  }
+  if (hosts == 0 && request_.http_minor == 1) {
+    fail(400, "an HTTP/1.1 request needs a Host header");
+    return false;
+  }
+  if (!normalize_target()) {
+    fail(400, "the request target must be a path such as /api/whoami, or an absolute http(s) URI");
+    return false;
+  }
+  return true;
+}
+
 int RequestParser::on_headers_complete() {
   request_.method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
   request_.http_major = parser_.http_major;
   request_.http_minor = parser_.http_minor;
   request_.keep_alive = llhttp_should_keep_alive(&parser_) != 0;
-  if ((parser_.flags & F_CONTENT_LENGTH) != 0 && parser_.content_length > limits_.max_body_bytes) {
+  if (!check_head()) return -1;
+  body_limit_ = std::min(limits_.max_body_bytes, sink_.body_limit(request_));
+  if ((parser_.flags & F_CONTENT_LENGTH) != 0 && parser_.content_length > body_limit_) {
     fail(413, "the request body of " + std::to_string(parser_.content_length) +
-                  " bytes exceeds the limit of " + std::to_string(limits_.max_body_bytes) +
-                  " bytes");
+                  " bytes exceeds the limit of " + std::to_string(body_limit_) + " bytes for " +
+                  request_.method + " " + std::string(request_.path()));
     return -1;
   }
   const std::string* expect = request_.header("expect");
@@ -193,9 +309,9 @@ int RequestParser::on_headers_complete() {
 }
 
 int RequestParser::on_body(const char* at, std::size_t length) {
-  if (request_.body.size() + length > limits_.max_body_bytes) {
-    return fail(413, "the request body exceeds the limit of " +
-                         std::to_string(limits_.max_body_bytes) + " bytes");
+  if (request_.body.size() + length > body_limit_) {
+    return fail(413, "the request body exceeds the limit of " + std::to_string(body_limit_) +
+                         " bytes for " + request_.method + " " + std::string(request_.path()));
   }
   request_.body.append(at, length);
   return 0;
@@ -204,9 +320,13 @@ int RequestParser::on_body(const char* at, std::size_t length) {
 int RequestParser::on_message_complete() {
   in_request_ = false;
   bool ends_stream = !request_.keep_alive || parser_.upgrade != 0;
-  bool go_on = sink_.on_request(std::move(request_));
+  RequestSink::Next next = sink_.on_request(std::move(request_));
   reset_request();
-  return (go_on && !ends_stream) ? 0 : HPE_PAUSED;
+  if (ends_stream || next == RequestSink::Next::kStop) {
+    stop_after_pause_ = true;
+    return HPE_PAUSED;
+  }
+  return next == RequestSink::Next::kPause ? HPE_PAUSED : 0;
 }
 
 }  // namespace tandem
