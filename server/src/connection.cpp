@@ -4,15 +4,13 @@
 #include <exception>
 #include <utility>
 
-#include "app.hpp"
 #include "config.hpp"
 #include "log.hpp"
+#include "request_handler.hpp"
 
 namespace tandem {
 namespace {
 
-// Answers waiting in one connection's queue before it stops reading (pipelining back-pressure).
-constexpr std::size_t kMaxPendingAnswers = 64;
 // Bytes handed to the kernel but not yet sent before the connection stops reading.
 constexpr std::size_t kMaxBytesInFlight = 1024 * 1024;
 // How long a connection that sent its last answer and a FIN waits for the client to close.
@@ -74,7 +72,8 @@ void Connection::start() {
 }
 
 bool Connection::idle() const {
-  return pending_.empty() && !parser_.in_request() && writes_in_flight_ == 0;
+  return pending_.empty() && !parser_.in_request() && writes_in_flight_ == 0 && backlog_.empty() &&
+         !parser_.paused();
 }
 
 void Connection::drain() {
@@ -126,21 +125,54 @@ void Connection::handle_read(ssize_t nread, const uv_buf_t* buffer) {
     return;
   }
   if (state_ != State::kOpen || reads_done_) return;  // Discarded: the stream is ending.
+  parsed_this_turn_ = 0;
+  parse(std::string_view(buffer->base, static_cast<std::size_t>(nread)));
+}
 
+void Connection::parse(std::string_view data) {
   in_feed_ = true;
-  std::optional<HttpError> error =
-      parser_.feed(std::string_view(buffer->base, static_cast<std::size_t>(nread)));
+  std::optional<HttpError> error = parser_.feed(data);
   in_feed_ = false;
   if (state_ != State::kOpen) return;
   if (error) {
+    backlog_.clear();
     answer_error(error->status, error->message);
     return;
   }
-  if (parser_.stopped()) reads_done_ = true;
+  if (parser_.stopped()) {
+    reads_done_ = true;
+    backlog_.clear();
+  } else if (parser_.paused()) {
+    // `data` may be the backlog itself: take the rest out before replacing it.
+    std::string rest(data.substr(parser_.consumed()));
+    backlog_ = std::move(rest);
+    // Paused exactly at the end of what was read: nothing waits, so parsing goes on with the
+    // next read, once the answers leave room for more requests (update_reading).
+    if (backlog_.empty()) parser_.resume();
+  }
   flush();
 }
 
+void Connection::resume_parsing() {
+  resume_scheduled_ = false;
+  if (state_ != State::kOpen || !parser_.paused()) return;
+  if (host_.draining()) {
+    // A draining server takes no further pipelined request: the answers owed end the connection.
+    backlog_.clear();
+    reads_done_ = true;
+    flush();
+    return;
+  }
+  parser_.resume();
+  parsed_this_turn_ = 0;
+  std::string data = std::move(backlog_);
+  backlog_.clear();
+  parse(data);
+}
+
 void Connection::on_request_started() { arm_timer(host_.config().header_timeout); }
+
+std::size_t Connection::body_limit(const Request& head) { return host_.handler().body_limit(head); }
 
 void Connection::on_expect_continue() {
   // An interim answer may only follow every earlier final answer; with answers still owed, the
@@ -148,7 +180,7 @@ void Connection::on_expect_continue() {
   if (pending_.empty() && writes_in_flight_ == 0) write("HTTP/1.1 100 Continue\r\n\r\n");
 }
 
-bool Connection::on_request(Request&& request) {
+RequestSink::Next Connection::on_request(Request&& request) {
   stop_timer();
   auto pending = std::make_shared<Pending>();
   pending->owner = this;
@@ -172,7 +204,7 @@ bool Connection::on_request(Request&& request) {
     if (slot->owner != nullptr && !slot->owner->in_feed_) slot->owner->flush();
   };
   try {
-    host_.app().handle(request, respond);
+    host_.handler().handle(request, respond);
   } catch (const std::exception& e) {
     host_.log().error("handler_failed", {{"target", request.target}, {"error", e.what()}});
     Response failure = Response::error(500, "internal error; the request was not completed");
@@ -180,7 +212,12 @@ bool Connection::on_request(Request&& request) {
     respond(std::move(failure));
   }
   // A draining server takes no further pipelined requests on this connection.
-  return state_ == State::kOpen && !host_.draining();
+  if (state_ != State::kOpen || host_.draining()) return Next::kStop;
+  ++parsed_this_turn_;
+  if (pending_.size() >= kMaxPipelined || parsed_this_turn_ >= kMaxRequestsPerTurn) {
+    return Next::kPause;
+  }
+  return Next::kContinue;
 }
 
 void Connection::reject() {
@@ -190,7 +227,7 @@ void Connection::reject() {
 }
 
 void Connection::answer_error(int status, const std::string& message) {
-  host_.app().count_error(status);
+  host_.handler().count_error(status);
   host_.log().warn("bad_request", {{"status", status}, {"reason", message}});
   queue_error(status, message);
 }
@@ -220,7 +257,7 @@ void Connection::flush() {
     // Nothing more will be read, or the server is draining and no request is half-received:
     // this answer is the connection's last.
     if (last && (reads_done_ || (host_.draining() && !parser_.in_request()))) keep_alive = false;
-    ResponseFrame frame{host_.app().container_id(), host_.date(), keep_alive, answer->head,
+    ResponseFrame frame{host_.instance_id(), host_.date(), keep_alive, answer->head,
                         answer->http10};
     append_response(out, answer->response, frame);
     if (host_.config().access_log && !answer->method.empty()) {
@@ -253,7 +290,17 @@ void Connection::flush() {
     return;
   }
   if (idle()) arm_timer(host_.config().keepalive_timeout);
+  schedule_resume();
   update_reading();
+}
+
+void Connection::schedule_resume() {
+  // Requests wait in the backlog and answers left room for them: parse them on a later turn.
+  if (parser_.paused() && !backlog_.empty() && !resume_scheduled_ &&
+      pending_.size() < kMaxPipelined) {
+    resume_scheduled_ = true;
+    host_.defer_parsing(*this);
+  }
 }
 
 void Connection::write(std::string_view bytes) {
@@ -313,6 +360,7 @@ void Connection::after_write() {
     return;
   }
   if (idle()) arm_timer(host_.config().keepalive_timeout);
+  schedule_resume();
   update_reading();
 }
 
@@ -338,8 +386,8 @@ void Connection::on_shutdown(uv_shutdown_t* request, int status) {
 
 void Connection::update_reading() {
   bool want = state_ == State::kLingering ||
-              (state_ == State::kOpen && !reads_done_ && pending_.size() < kMaxPendingAnswers &&
-               write_bytes_in_flight_ < kMaxBytesInFlight);
+              (state_ == State::kOpen && !reads_done_ && pending_.size() < kMaxPipelined &&
+               backlog_.empty() && !parser_.paused() && write_bytes_in_flight_ < kMaxBytesInFlight);
   if (want == reading_) return;
   auto* stream = reinterpret_cast<uv_stream_t*>(&socket_);
   int result = want ? uv_read_start(stream, on_alloc, on_read) : uv_read_stop(stream);

@@ -15,9 +15,9 @@
 
 namespace tandem {
 
-class App;
 class Connection;
 class Log;
+class RequestHandler;
 struct Config;
 
 // What a connection needs from the server that accepted it.
@@ -25,19 +25,30 @@ class ConnectionHost {
  public:
   virtual ~ConnectionHost() = default;
   virtual const Config& config() const = 0;
-  virtual App& app() = 0;
+  virtual RequestHandler& handler() = 0;
   virtual Log& log() = 0;
+  // The instance id every answer carries (X-Container-Id).
+  virtual const std::string& instance_id() const = 0;
   // Whether the server is draining: answers then end their connection.
   virtual bool draining() const = 0;
   // The Date header's value for now.
   virtual const std::string& date() = 0;
+  // The connection has requests left unparsed: call its resume_parsing() on a later turn of
+  // the loop, after other connections had theirs. Forgotten when the connection closes.
+  virtual void defer_parsing(Connection& connection) = 0;
   // The connection's handles are closed; the connection is destroyed right after this returns.
   virtual void on_connection_closed(Connection& connection) = 0;
 };
 
 // One client connection. It owns its socket, its timer, its llhttp parser and its buffers, reads
-// requests (pipelined ones too), hands each to the App, and writes the answers back in request
-// order, whenever each is ready. It frees itself once both of its handles are closed.
+// requests (pipelined ones too), hands each to the RequestHandler, and writes the answers back in
+// request order, whenever each is ready. It frees itself once both of its handles are closed.
+//
+// Pipelining is bounded twice, so one client cannot hold the loop or pile work up: at most
+// kMaxPipelined requests of a connection are waiting for their answers (reading stops until
+// some are written), and one turn of the loop parses at most kMaxRequestsPerTurn of its
+// requests; the rest of what was read waits in backlog_ until the server calls
+// resume_parsing() on a later turn, after the other connections had theirs.
 class Connection final : public RequestSink {
  public:
   // Accepts the next connection waiting on `listener`. With `reject` set, the client gets a 503
@@ -54,6 +65,11 @@ class Connection final : public RequestSink {
   void close();
   // Whether no request is in progress or waiting for its answer.
   bool idle() const;
+  // Parses what waits in the backlog (see defer_parsing).
+  void resume_parsing();
+
+  static constexpr std::size_t kMaxPipelined = 16;
+  static constexpr std::size_t kMaxRequestsPerTurn = 16;
 
  private:
   enum class State {
@@ -81,8 +97,9 @@ class Connection final : public RequestSink {
 
   // RequestSink.
   void on_request_started() override;
+  std::size_t body_limit(const Request& head) override;
   void on_expect_continue() override;
-  bool on_request(Request&& request) override;
+  Next on_request(Request&& request) override;
 
   // libuv callbacks.
   static void on_alloc(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buffer);
@@ -94,6 +111,8 @@ class Connection final : public RequestSink {
 
   void start();
   void handle_read(ssize_t nread, const uv_buf_t* buffer);
+  // Feeds `data` to the parser; what a pause leaves unparsed goes to backlog_.
+  void parse(std::string_view data);
   void handle_timeout();
   // Answers an error the connection found itself (counted and logged), then ends the connection.
   void answer_error(int status, const std::string& message);
@@ -108,6 +127,8 @@ class Connection final : public RequestSink {
   // Ends the connection politely: FIN after the last byte, then discard input until EOF.
   void finish();
   void update_reading();
+  // Asks the server for a resume_parsing() call once answers left room for backlogged requests.
+  void schedule_resume();
   // Sets the connection's one deadline (header, keep-alive, linger or send timeout).
   void arm_timer(std::chrono::milliseconds timeout);
   void stop_timer();
@@ -122,7 +143,10 @@ class Connection final : public RequestSink {
   ConnectionHost& host_;
   RequestParser parser_;
   std::deque<std::shared_ptr<Pending>> pending_;
-  std::string out_;  // Answers being written; reused, so a keep-alive answer allocates nothing.
+  std::string out_;      // Answers being written; reused, so a keep-alive answer allocates nothing.
+  std::string backlog_;  // Read but not yet parsed: the parser paused (see the class comment).
+  std::size_t parsed_this_turn_ = 0;
+  bool resume_scheduled_ = false;
   std::size_t write_bytes_in_flight_ = 0;
   int writes_in_flight_ = 0;
   bool reading_ = false;

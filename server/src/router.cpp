@@ -4,7 +4,8 @@
 
 namespace tandem {
 
-void Router::add(std::string method, std::string path, Handler handler) {
+void Router::add(std::string method, std::string path, Handler handler,
+                 std::size_t max_body_bytes) {
   auto found = by_path_.find(path);
   Route* route = nullptr;
   if (found == by_path_.end()) {
@@ -18,7 +19,7 @@ void Router::add(std::string method, std::string path, Handler handler) {
   bool is_get = method == "GET";
   route->allow += route->allow.empty() ? method : ", " + method;
   if (is_get) route->allow += ", HEAD";
-  route->methods.emplace_back(std::move(method), std::move(handler));
+  route->methods.push_back(Route::Method{std::move(method), std::move(handler), max_body_bytes});
 }
 
 RouteMatch Router::match(std::string_view method, std::string_view path) const {
@@ -26,8 +27,10 @@ RouteMatch Router::match(std::string_view method, std::string_view path) const {
   if (found == by_path_.end()) return RouteMatch{nullptr, "unmatched", 404, {}};
   const Route& route = *found->second;
   std::string_view wanted = method == "HEAD" ? std::string_view("GET") : method;
-  for (const auto& [route_method, handler] : route.methods) {
-    if (route_method == wanted) return RouteMatch{&handler, route.path, 200, {}};
+  for (const auto& entry : route.methods) {
+    if (entry.name == wanted) {
+      return RouteMatch{&entry.handler, route.path, 200, {}, entry.max_body_bytes};
+    }
   }
   return RouteMatch{nullptr, route.path, 405, route.allow};
 }

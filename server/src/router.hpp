@@ -23,20 +23,28 @@ struct RouteMatch {
   std::string_view route;            // The route's path, or "unmatched" for an unknown path.
   int status = 200;                  // 200 (found), 404 or 405.
   std::string_view allow;            // For 405: the methods the path answers.
+  std::size_t max_body_bytes = 0;    // The largest body the route takes, when found.
 };
 
 // A table of (method, path) to handler. GET routes answer HEAD as well.
 class Router {
  public:
   // Adds `handler` for `method` on `path` (exact match; the query string is not part of it).
-  void add(std::string method, std::string path, Handler handler);
+  // Requests with a body over `max_body_bytes` are refused (413) before the body is read; the
+  // default, 0, suits a route that reads nothing but its target.
+  void add(std::string method, std::string path, Handler handler, std::size_t max_body_bytes = 0);
   // Finds the handler for `method` on `path`.
   RouteMatch match(std::string_view method, std::string_view path) const;
 
  private:
   struct Route {
     std::string path;
-    std::vector<std::pair<std::string, Handler>> methods;
+    struct Method {
+      std::string name;
+      Handler handler;
+      std::size_t max_body_bytes;
+    };
+    std::vector<Method> methods;
     std::string allow;  // "GET, HEAD", built as methods are added.
   };
   std::unordered_map<std::string_view, Route*> by_path_;

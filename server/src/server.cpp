@@ -35,10 +35,17 @@ void close_handle(uv_handle_t* handle) {
 }  // namespace
 
 Server::Server(uv_loop_t* loop, Config config, Log& log)
-    : loop_(loop), config_(std::move(config)), log_(log), notifier_(log), metrics_(kVersion) {
+    : loop_(loop),
+      config_(std::move(config)),
+      log_(log),
+      notifier_(log),
+      metrics_(kVersion),
+      worker_(loop, config_.worker_queue, log) {
   if (config_.id.empty()) config_.id = "app-" + std::to_string(config_.port);
   if (config_.session_store == "memory") {
-    auto memory = std::make_unique<MemorySessionStore>(config_.max_sessions, config_.session_ttl);
+    auto memory = std::make_unique<MemorySessionStore>(
+        MemorySessionStore::Limits{config_.max_sessions, config_.max_session_bytes},
+        config_.session_ttl);
     memory_sessions_ = memory.get();
     sessions_ = std::move(memory);
   } else {
@@ -48,7 +55,7 @@ Server::Server(uv_loop_t* loop, Config config, Log& log)
     redis_sessions_ = redis.get();
     sessions_ = std::move(redis);
   }
-  app_ = std::make_unique<App>(config_, metrics_, *sessions_, status_);
+  app_ = std::make_unique<App>(config_, metrics_, *sessions_, worker_, status_);
 
   uv_tcp_init(loop_, &listener_);
   uv_signal_init(loop_, &sigterm_);
@@ -57,9 +64,11 @@ Server::Server(uv_loop_t* loop, Config config, Log& log)
   uv_timer_init(loop_, &deadline_timer_);
   uv_timer_init(loop_, &watchdog_timer_);
   uv_timer_init(loop_, &sweep_timer_);
+  uv_idle_init(loop_, &resume_idle_);
   for (uv_handle_t* handle :
        {as_handle(&listener_), as_handle(&sigterm_), as_handle(&sigint_), as_handle(&grace_timer_),
-        as_handle(&deadline_timer_), as_handle(&watchdog_timer_), as_handle(&sweep_timer_)}) {
+        as_handle(&deadline_timer_), as_handle(&watchdog_timer_), as_handle(&sweep_timer_),
+        as_handle(&resume_idle_)}) {
     handle->data = this;
   }
 }
@@ -172,7 +181,22 @@ void Server::accept_one() {
   }
 }
 
+void Server::defer_parsing(Connection& connection) {
+  if (deferred_.empty()) uv_idle_start(&resume_idle_, on_idle);
+  deferred_.push_back(&connection);
+}
+
+void Server::on_idle(uv_idle_t* handle) {
+  auto* self = static_cast<Server*>(handle->data);
+  // Connections deferred while these run wait for the next turn: each gets one turn at a time.
+  std::vector<Connection*> ready;
+  ready.swap(self->deferred_);
+  for (Connection* connection : ready) connection->resume_parsing();
+  if (self->deferred_.empty()) uv_idle_stop(handle);
+}
+
 void Server::on_connection_closed(Connection& connection) {
+  std::erase(deferred_, &connection);
   connections_.erase(&connection);
   status_.connections_open = connections_.size();
   check_drained();
@@ -243,9 +267,11 @@ void Server::shut_down(int exit_code, const char* reason) {
   std::vector<Connection*> open(connections_.begin(), connections_.end());
   for (Connection* connection : open) connection->close();
   sessions_->close();
+  worker_.stop();
   for (uv_handle_t* handle :
        {as_handle(&listener_), as_handle(&sigterm_), as_handle(&sigint_), as_handle(&grace_timer_),
-        as_handle(&deadline_timer_), as_handle(&watchdog_timer_), as_handle(&sweep_timer_)}) {
+        as_handle(&deadline_timer_), as_handle(&watchdog_timer_), as_handle(&sweep_timer_),
+        as_handle(&resume_idle_)}) {
     close_handle(handle);
   }
   log_.info("stopped", {{"reason", reason}, {"exit_code", exit_code}});

@@ -5,10 +5,12 @@
 #include <memory>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 #include "app.hpp"
 #include "config.hpp"
 #include "connection.hpp"
+#include "cpu_worker.hpp"
 #include "http_date.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
@@ -35,10 +37,12 @@ class Server final : public ConnectionHost {
 
   // ConnectionHost.
   const Config& config() const override { return config_; }
-  App& app() override { return *app_; }
+  RequestHandler& handler() override { return *app_; }
   Log& log() override { return log_; }
+  const std::string& instance_id() const override { return config_.id; }
   bool draining() const override { return status_.draining; }
   const std::string& date() override { return date_.now(); }
+  void defer_parsing(Connection& connection) override;
   void on_connection_closed(Connection& connection) override;
 
  private:
@@ -54,6 +58,7 @@ class Server final : public ConnectionHost {
   std::string status_line() const;
 
   static void on_connection(uv_stream_t* listener, int status);
+  static void on_idle(uv_idle_t* handle);
   static void on_signal(uv_signal_t* handle, int signal_number);
 
   uv_loop_t* loop_;
@@ -65,9 +70,11 @@ class Server final : public ConnectionHost {
   MemorySessionStore* memory_sessions_ = nullptr;  // Set when sessions_ is the memory store.
   RedisSessionStore* redis_sessions_ = nullptr;    // Set when sessions_ is the Redis store.
   ServerStatus status_;
+  CpuWorker worker_;
   std::unique_ptr<App> app_;
   HttpDate date_;
   std::unordered_set<Connection*> connections_;
+  std::vector<Connection*> deferred_;  // Waiting for resume_parsing(), in order.
 
   uv_tcp_t listener_;
   uv_signal_t sigterm_;
@@ -76,6 +83,7 @@ class Server final : public ConnectionHost {
   uv_timer_t deadline_timer_;  // --drain-timeout after the signal.
   uv_timer_t watchdog_timer_;  // Half of WatchdogSec.
   uv_timer_t sweep_timer_;     // Expires idle sessions.
+  uv_idle_t resume_idle_;      // Runs deferred_ on the next turn of the loop.
   bool listening_ = false;
   bool shutting_down_ = false;
   int exit_code_ = 0;

@@ -22,7 +22,8 @@ namespace {
 constexpr const char* kId = "http-it";
 
 struct ServerFixture {
-  ServerProcess server{with_args({"--id", kId})};
+  // Room on the worker for a request of each of the hundred interleaved connections at once.
+  ServerProcess server{with_args({"--id", kId, "--worker-queue", "128"})};
 
   std::unique_ptr<RawClient> connect() {
     return std::make_unique<RawClient>(server.host(), server.port());
