@@ -1,13 +1,14 @@
 #include "app.hpp"
 
-#include <json/reader.h>
 #include <unistd.h>
 
 #include <array>
 #include <charconv>
 #include <cmath>
 #include <memory>
+#include <optional>
 
+#include "json_input.hpp"
 #include "version.hpp"
 
 namespace tandem {
@@ -27,31 +28,21 @@ int64_t unix_millis() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-// Parses `text` as a JSON document; on failure fills `error` with the reader's own words.
-bool parse_json(const std::string& text, Json::Value& value, std::string& error) {
-  Json::CharReaderBuilder builder;
-  Json::CharReaderBuilder::strictMode(&builder.settings_);
-  builder["allowDroppedNullPlaceholders"] = false;
-  std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
-  std::string errors;
-  if (!reader->parse(text.data(), text.data() + text.size(), &value, &errors)) {
-    // jsoncpp reports "* Line 1, Column 2\n  Syntax error: ..."; one line is enough for a client.
-    for (char& c : errors) {
-      if (c == '\n') c = ' ';
-    }
-    while (!errors.empty() && errors.back() == ' ') errors.pop_back();
-    error = errors;
-    return false;
-  }
-  return true;
+// The text a clientId is kept as: a string as it is, a number as JSON writes it.
+std::optional<std::string> client_id_text(const Json::Value& value) {
+  if (value.isString()) return value.asString();
+  if (value.isNumeric() && !value.isBool()) return to_json(value);
+  return std::nullopt;
 }
 
 }  // namespace
 
-App::App(const Config& config, Metrics& metrics, SessionStore& sessions, const ServerStatus& status)
+App::App(const Config& config, Metrics& metrics, SessionStore& sessions, CpuWorker& worker,
+         const ServerStatus& status)
     : config_(config),
       metrics_(metrics),
       sessions_(sessions),
+      worker_(worker),
       status_(status),
       container_id_(config.id.empty() ? "app-" + std::to_string(config.port) : config.id),
       hostname_(read_hostname()),
@@ -73,10 +64,15 @@ App::App(const Config& config, Metrics& metrics, SessionStore& sessions, const S
   };
   router_.add("GET", "/health", bind(&App::health));
   router_.add("GET", "/api/whoami", bind(&App::whoami));
-  router_.add("POST", "/api/session", bind(&App::session));
+  router_.add("POST", "/api/session", bind(&App::session), kSessionBodyLimit);
   router_.add("GET", "/api/load-test", bind(&App::load_test));
   router_.add("GET", "/api/metrics", bind(&App::api_metrics));
   router_.add("GET", "/metrics", bind(&App::prometheus));
+}
+
+std::size_t App::body_limit(const Request& head) const {
+  RouteMatch match = router_.match(head.method, head.path());
+  return match.status == 200 ? match.max_body_bytes : kUnroutedBodyLimit;
 }
 
 void App::handle(const Request& request, Responder respond) {
@@ -122,6 +118,7 @@ MetricsGauges App::gauges() const {
   gauges.sessions = sessions_.stats();
   gauges.session_store_kind = sessions_.kind();
   gauges.session_store_state = sessions_.state();
+  gauges.worker = worker_.stats();
   return gauges;
 }
 
@@ -136,6 +133,11 @@ void App::health(const Request&, Responder& respond) {
   store["kind"] = sessions_.kind();
   store["state"] = sessions_.state();
   body["sessionStore"] = store;
+  CpuWorkerStats worker = worker_.stats();
+  Json::Value cpu(Json::objectValue);
+  cpu["inFlight"] = Json::UInt64(worker.in_flight);
+  cpu["capacity"] = Json::UInt64(worker.capacity);
+  body["worker"] = cpu;
   respond(Response::json(status_.draining ? 503 : 200, body));
 }
 
@@ -166,49 +168,81 @@ void App::session(const Request& request, Responder& respond) {
                             "{\"clientId\": \"c1\", \"requestNum\": 1}"));
     return;
   }
-  if (input.isMember("clientId") && !input["clientId"].isString()) {
-    respond(Response::error(400, "clientId must be a string"));
-    return;
+  std::string client_id;
+  if (input.isMember("clientId")) {
+    std::optional<std::string> text = client_id_text(input["clientId"]);
+    if (!text) {
+      respond(Response::error(400, "clientId must be a string or a number"));
+      return;
+    }
+    if (text->size() > kMaxClientIdBytes) {
+      respond(Response::error(400, "clientId must be at most " + std::to_string(kMaxClientIdBytes) +
+                                       " bytes, not " + std::to_string(text->size())));
+      return;
+    }
+    client_id = std::move(*text);
   }
-  if (input.isMember("requestNum") && !input["requestNum"].isNumeric()) {
-    respond(Response::error(400, "requestNum must be a number"));
-    return;
+  if (input.isMember("requestNum")) {
+    const Json::Value& number = input["requestNum"];
+    if (!number.isUInt64() || number.isBool()) {
+      respond(Response::error(400, "requestNum must be a whole number from 0"));
+      return;
+    }
   }
 
-  std::string session_id;
+  // The id a client presents is only a lookup key: the store decides whether it is a session this
+  // service issued (count_session). A malformed header is the client's to fix; a malformed cookie
+  // is not (it may be another site's), so it is simply not used.
   if (auto cookie = request.cookie(kSessionCookie); cookie && is_valid_session_id(*cookie)) {
-    session_id = *cookie;
-  } else if (const std::string* header = request.header("x-session-id"); header != nullptr) {
+    count_session(*cookie, true, std::move(client_id), std::move(respond));
+    return;
+  }
+  if (const std::string* header = request.header("x-session-id"); header != nullptr) {
     if (!is_valid_session_id(*header)) {
       respond(Response::error(400,
                               "X-Session-Id must be 1 to 128 characters of A-Z, a-z, 0-9, "
                               "'_' or '-'"));
       return;
     }
-    session_id = *header;
-  } else {
-    // A cookie that is not one of ours is replaced rather than refused: the client cannot fix it.
-    session_id = new_session_id();
+    count_session(*header, true, std::move(client_id), std::move(respond));
+    return;
   }
+  count_session(new_session_id(), false, std::move(client_id), std::move(respond));
+}
 
-  std::string client_id = input.get("clientId", "").asString();
-  sessions_.record_request(
-      session_id, client_id,
-      [this, session_id, respond = std::move(respond)](SessionUpdate update) {
-        if (!update.ok) {
-          respond(Response::error(503, "the session store is unavailable: " + update.error));
-          return;
-        }
-        Json::Value body(Json::objectValue);
-        body["sessionId"] = session_id;
-        body["container"] = container_id_;
-        body["requestCount"] = Json::Int64(update.request_count);
-        Response response = Response::json(200, body);
-        response.headers.emplace_back("Set-Cookie", std::string(kSessionCookie) + "=" + session_id +
-                                                        "; HttpOnly; SameSite=Lax; Path=/");
-        response.headers.emplace_back("X-Session-Id", session_id);
-        respond(std::move(response));
-      });
+void App::count_session(std::string session_id, bool presented, std::string client_id,
+                        Responder respond) {
+  // A presented id is never created: an id the server did not issue (or that expired) gets a
+  // fresh one, so nobody can fix a session id on a victim in advance.
+  bool create = !presented;
+  auto on_update = [this, session_id, presented, client_id,
+                    respond = std::move(respond)](SessionUpdate update) mutable {
+    if (!update.ok) {
+      Response failure = Response::error(503, "the session store is unavailable: " + update.error);
+      failure.headers.emplace_back("Retry-After", "1");
+      respond(std::move(failure));
+      return;
+    }
+    if (!update.found) {
+      count_session(new_session_id(), false, std::move(client_id), std::move(respond));
+      return;
+    }
+    Json::Value body(Json::objectValue);
+    body["sessionId"] = session_id;
+    body["container"] = container_id_;
+    body["requestCount"] = Json::Int64(update.request_count);
+    Response response = Response::json(200, body);
+    // The cookie is set when the session is new, and only then: a client keeps it for its
+    // browsing session, and the balancer counts these answers to bound how fast one address
+    // creates sessions.
+    if (!presented) {
+      response.headers.emplace_back("Set-Cookie", std::string(kSessionCookie) + "=" + session_id +
+                                                      "; HttpOnly; SameSite=Lax; Path=/");
+    }
+    response.headers.emplace_back("X-Session-Id", session_id);
+    respond(std::move(response));
+  };
+  sessions_.record_request(session_id, client_id, create, std::move(on_update));
 }
 
 void App::load_test(const Request& request, Responder& respond) {
@@ -229,16 +263,47 @@ void App::load_test(const Request& request, Responder& respond) {
         400, "iterations must be from 1 to 100000000, not " + std::to_string(iterations)));
     return;
   }
-  auto started = std::chrono::steady_clock::now();
-  double result = 0;
-  for (int64_t i = 0; i < iterations; ++i) result += std::sqrt(static_cast<double>(i));
-  double millis =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-  Json::Value body(Json::objectValue);
-  body["container"] = container_id_;
-  body["result"] = result;
-  body["processingTime"] = millis;
-  respond(Response::json(200, body));
+  struct Outcome {
+    double result = 0;
+    double millis = 0;
+  };
+  auto outcome = std::make_shared<Outcome>();
+  // The sum runs on the worker thread; the loop goes on serving meanwhile.
+  auto work = [outcome, iterations](const std::atomic<bool>& cancelled) {
+    constexpr int64_t kSlice = 1 << 20;  // About 3 ms of work between two looks at `cancelled`.
+    auto started = std::chrono::steady_clock::now();
+    double result = 0;
+    for (int64_t i = 0; i < iterations; ++i) {
+      if (i % kSlice == 0 && cancelled.load(std::memory_order_relaxed)) return;
+      result += std::sqrt(static_cast<double>(i));
+    }
+    outcome->result = result;
+    outcome->millis =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count();
+  };
+  auto shared_respond = std::make_shared<Responder>(std::move(respond));
+  auto done = [this, outcome, shared_respond](bool completed) {
+    if (!completed) {
+      Response failure = Response::error(503, "the server is stopping; retry on another instance");
+      failure.headers.emplace_back("Retry-After", "1");
+      (*shared_respond)(std::move(failure));
+      return;
+    }
+    Json::Value body(Json::objectValue);
+    body["container"] = container_id_;
+    body["result"] = outcome->result;
+    body["processingTime"] = outcome->millis;
+    (*shared_respond)(Response::json(200, body));
+  };
+  if (!worker_.submit(std::move(work), std::move(done))) {
+    CpuWorkerStats stats = worker_.stats();
+    Response busy = Response::error(503, "the instance's CPU worker is full (" +
+                                             std::to_string(stats.in_flight) +
+                                             " requests queued); retry shortly");
+    busy.headers.emplace_back("Retry-After", "1");
+    (*shared_respond)(std::move(busy));
+  }
 }
 
 void App::api_metrics(const Request&, Responder& respond) {

@@ -23,6 +23,10 @@ constexpr std::size_t kMaxIdLength = 64;
 constexpr std::size_t kMaxHostLength = 253;
 constexpr int kMaxRedisDb = 15;
 constexpr uint64_t kMaxSessions = 100'000'000;
+// One session with a full clientId takes about 600 bytes; the floor leaves room for a hundred.
+constexpr uint64_t kMinSessionBytes = 64 * 1024;
+constexpr uint64_t kMaxSessionBytes = uint64_t{64} * 1024 * 1024 * 1024;
+constexpr uint64_t kMaxWorkerQueue = 65536;
 constexpr uint64_t kMinHeaderBytes = 1024;
 constexpr uint64_t kMaxHeaderBytes = 1024 * 1024;
 constexpr uint64_t kMaxBodyBytes = 1024 * 1024 * 1024;
@@ -369,9 +373,14 @@ ConfigOutcome parse_config(int argc, const char* const* argv, const EnvLookup& e
                                      "redis://[[user]:password@]host:port[/db] (db 0-15; "
                                      "percent-encode special characters in the password)",
                                      defaults.session_store);
-  auto& max_sessions =
-      settings.add(app, "max-sessions", "N", "Memory store: sessions kept (least recent dropped)",
-                   std::to_string(defaults.max_sessions));
+  auto& max_sessions = settings.add(
+      app, "max-sessions", "N",
+      "Memory store: sessions kept (one-request sessions dropped first, then least recent)",
+      std::to_string(defaults.max_sessions));
+  auto& max_session_bytes = settings.add(app, "max-session-bytes", "BYTES",
+                                         "Memory store: bytes of sessions kept, the same way "
+                                         "(65536 at least)",
+                                         std::to_string(defaults.max_session_bytes) + " (64 MiB)");
   auto& session_ttl = settings.add(app, "session-ttl", "DURATION",
                                    "Idle time before a session expires (whole seconds)",
                                    format_duration(defaults.session_ttl));
@@ -396,6 +405,10 @@ ConfigOutcome parse_config(int argc, const char* const* argv, const EnvLookup& e
   auto& drain_timeout = settings.add(app, "drain-timeout", "DURATION",
                                      "After SIGTERM, exit by then at the latest (> drain-grace)",
                                      format_duration(defaults.drain_timeout));
+  auto& worker_queue = settings.add(app, "worker-queue", "N",
+                                    "CPU-bound requests queued or running on the instance's "
+                                    "worker thread at most; past it they get 503 (1-65536)",
+                                    std::to_string(defaults.worker_queue));
   auto& access_log = settings.add_flag(app, "access-log", "Log one JSON line per request");
 
   // Arguments go to CLI11 in reverse order, which is what its vector overload expects; building
@@ -457,6 +470,9 @@ ConfigOutcome parse_config(int argc, const char* const* argv, const EnvLookup& e
       config.session_store = *session_store.text;
     }
     apply_count(max_sessions, config.max_sessions, 1, kMaxSessions, "a number");
+    apply_count(max_session_bytes, config.max_session_bytes, kMinSessionBytes, kMaxSessionBytes,
+                "a number of bytes");
+    apply_count(worker_queue, config.worker_queue, 1, kMaxWorkerQueue, "a number");
     apply_seconds(session_ttl, config.session_ttl);
     apply_count(max_header_bytes, config.max_header_bytes, kMinHeaderBytes, kMaxHeaderBytes,
                 "a number of bytes");

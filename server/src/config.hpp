@@ -16,7 +16,8 @@ struct Config {
   std::string bind = "127.0.0.1";                      // Address to listen on.
   std::string id;                                      // Instance id; app-<port> if empty.
   std::string session_store = "memory";                // memory | redis://host:port[/db]
-  std::size_t max_sessions = 100000;                   // Memory store: LRU bound.
+  std::size_t max_sessions = 100000;                   // Memory store: count bound.
+  std::size_t max_session_bytes = 64 * 1024 * 1024;    // Memory store: byte bound.
   std::chrono::seconds session_ttl{1800};              // Idle time before a session expires.
   std::size_t max_header_bytes = 8192;                 // Request line + header section.
   std::size_t max_body_bytes = 1024 * 1024;            // Decoded body, any framing.
@@ -25,6 +26,7 @@ struct Config {
   std::size_t max_connections = 16384;                 // Open client connections at most.
   std::chrono::milliseconds drain_grace{3000};         // Keep accepting after SIGTERM.
   std::chrono::milliseconds drain_timeout{15000};      // Hard stop, counted from SIGTERM.
+  std::size_t worker_queue = 32;                       // CPU-bound requests held at most.
   bool access_log = false;                             // One JSON line per request.
 };
 

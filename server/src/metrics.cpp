@@ -221,11 +221,30 @@ std::string Metrics::render_prometheus(const MetricsGauges& gauges) const {
              "Sessions dropped because the store was full.", sessions.evicted);
   out.single("tandem_sessions_expired_total", "counter",
              "Sessions dropped because they were idle past the TTL.", sessions.expired);
+  out.single("tandem_sessions_rejected_total", "counter",
+             "Session ids presented that the store did not know (never issued, or expired); "
+             "each got a fresh session.",
+             sessions.rejected);
+  out.single("tandem_sessions_bytes", "gauge",
+             "Bytes the memory store accounts for its sessions (0 for Redis).", sessions.bytes);
   out.single("tandem_session_store_errors_total", "counter",
              "Session store operations that failed.", sessions.errors);
   out.single("tandem_session_store_up", "gauge", "1 when the session store can be used, else 0.",
              uint64_t{gauges.session_store_state == "ok" ? 1u : 0u},
              "store=\"" + escape_label(gauges.session_store_kind) + "\"");
+
+  const CpuWorkerStats& worker = gauges.worker;
+  out.single("tandem_worker_capacity", "gauge",
+             "CPU-bound requests the worker holds at most (--worker-queue).", worker.capacity);
+  out.single("tandem_worker_in_flight", "gauge",
+             "CPU-bound requests queued or running on the worker now.", worker.in_flight);
+  out.family("tandem_worker_jobs_total", "counter",
+             "CPU-bound requests by outcome: completed, rejected (worker full: 503), cancelled.");
+  out.sample("tandem_worker_jobs_total", "outcome=\"completed\"", worker.completed);
+  out.sample("tandem_worker_jobs_total", "outcome=\"rejected\"", worker.rejected);
+  out.sample("tandem_worker_jobs_total", "outcome=\"cancelled\"", worker.cancelled);
+  out.single("tandem_worker_busy_seconds_total", "counter",
+             "Seconds the worker thread spent on CPU-bound requests.", worker.busy_seconds);
 
   out.single("tandem_draining", "gauge", "1 while the instance drains after SIGTERM, else 0.",
              uint64_t{gauges.draining ? 1u : 0u});
@@ -289,6 +308,16 @@ Json::Value Metrics::render_json(const MetricsGauges& gauges) const {
   sessions["evicted"] = Json::UInt64{gauges.sessions.evicted};
   sessions["expired"] = Json::UInt64{gauges.sessions.expired};
   sessions["errors"] = Json::UInt64{gauges.sessions.errors};
+  sessions["rejected"] = Json::UInt64{gauges.sessions.rejected};
+  sessions["bytes"] = Json::UInt64{gauges.sessions.bytes};
+
+  Json::Value& worker = root["worker"];
+  worker["capacity"] = Json::UInt64{gauges.worker.capacity};
+  worker["inFlight"] = Json::UInt64{gauges.worker.in_flight};
+  worker["completed"] = Json::UInt64{gauges.worker.completed};
+  worker["rejected"] = Json::UInt64{gauges.worker.rejected};
+  worker["cancelled"] = Json::UInt64{gauges.worker.cancelled};
+  worker["busySeconds"] = gauges.worker.busy_seconds;
 
   root["draining"] = gauges.draining;
   root["uptime"] = gauges.uptime_seconds;

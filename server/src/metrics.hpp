@@ -10,6 +10,7 @@
 #include <string_view>
 #include <utility>
 
+#include "cpu_worker.hpp"
 #include "session_store.hpp"
 
 namespace tandem {
@@ -22,6 +23,7 @@ struct MetricsGauges {
   SessionStoreStats sessions;
   std::string session_store_kind;   // "memory" | "redis"
   std::string session_store_state;  // "ok" | ...
+  CpuWorkerStats worker;
 };
 
 // Request counters by (route, status), a latency histogram, and connection counters, rendered as

@@ -12,8 +12,11 @@ namespace tandem {
 namespace {
 
 // Counts one request and refreshes the TTL in one step, so concurrent instances never lose an
-// update and a session never keeps a count without its deadline.
+// update and a session never keeps a count without its deadline. ARGV[3] is "1" to create the
+// session; otherwise an unknown key is left alone and -1 says so (ids are only ever issued by a
+// server, never adopted from a client).
 constexpr const char* kRecordScript =
+    "if ARGV[3] ~= '1' and redis.call('EXISTS', KEYS[1]) == 0 then return -1 end "
     "local n = redis.call('HINCRBY', KEYS[1], 'requestCount', 1) "
     "redis.call('HSET', KEYS[1], 'clientId', ARGV[1]) "
     "redis.call('EXPIRE', KEYS[1], ARGV[2]) "
@@ -192,10 +195,10 @@ RedisSessionStore::Command* RedisSessionStore::track(Callback done, bool handsha
 }
 
 void RedisSessionStore::record_request(const std::string& session_id, const std::string& client_id,
-                                       Callback done) {
+                                       bool create, Callback done) {
   auto refuse = [&](const std::string& reason) {
     ++stats_.errors;
-    if (done) done(SessionUpdate{false, 0, reason});
+    if (done) done(SessionUpdate::failure(reason));
   };
   if (!ready_ || context_ == nullptr) {
     std::string where = endpoint_.host + ":" + std::to_string(endpoint_.port);
@@ -213,19 +216,26 @@ void RedisSessionStore::record_request(const std::string& session_id, const std:
   std::string ttl = std::to_string(ttl_.count());
   Command* command = track(
       [this, done = std::move(done)](SessionUpdate update) {
-        if (update.ok && update.request_count == 1) ++stats_.created;
+        if (update.ok && update.request_count < 0) {
+          update.found = false;
+          update.request_count = 0;
+          ++stats_.rejected;
+        } else if (update.ok && update.request_count == 1) {
+          ++stats_.created;
+        }
         if (!update.ok) ++stats_.errors;
         if (done) done(std::move(update));
       },
       false, true);
-  int result = redisAsyncCommand(context_, on_reply_callback, command, "EVAL %s 1 %b %b %b",
+  const char* create_flag = create ? "1" : "0";
+  int result = redisAsyncCommand(context_, on_reply_callback, command, "EVAL %s 1 %b %b %b %s",
                                  kRecordScript, key.data(), key.size(), client_id.data(),
-                                 client_id.size(), ttl.data(), ttl.size());
+                                 client_id.size(), ttl.data(), ttl.size(), create_flag);
   if (result != REDIS_OK) {
     Callback failed = std::move(command->done);
     commands_.pop_back();
     --requests_waiting_;
-    failed(SessionUpdate{false, 0, "cannot send the command to Redis"});
+    failed(SessionUpdate::failure("cannot send the command to Redis"));
   }
 }
 
@@ -246,13 +256,13 @@ void RedisSessionStore::on_reply(Command* command, redisReply* reply) {
   }
   if (!done) return;  // Already answered by a timeout or a lost connection.
   if (reply == nullptr) {
-    done(SessionUpdate{false, 0, "the connection to Redis was lost"});
+    done(SessionUpdate::failure("the connection to Redis was lost"));
   } else if (reply->type == REDIS_REPLY_ERROR) {
-    done(SessionUpdate{false, 0, "Redis answered: " + std::string(reply->str, reply->len)});
+    done(SessionUpdate::failure("Redis answered: " + std::string(reply->str, reply->len)));
   } else if (reply->type == REDIS_REPLY_INTEGER) {
-    done(SessionUpdate{true, reply->integer, {}});
+    done(SessionUpdate::counted(reply->integer));
   } else {
-    done(SessionUpdate{true, 0, {}});  // AUTH and SELECT answer +OK, PING +PONG.
+    done(SessionUpdate::counted(0));  // AUTH and SELECT answer +OK, PING +PONG.
   }
 }
 
@@ -270,7 +280,7 @@ void RedisSessionStore::fail_connection(const std::string& reason) {
     if (!command.done) continue;
     Callback done = std::move(command.done);
     command.done = nullptr;
-    done(SessionUpdate{false, 0, reason});
+    done(SessionUpdate::failure(reason));
   }
   if (context != nullptr) redisAsyncFree(context);
   if (state_ != State::kClosed) {

@@ -40,7 +40,7 @@ class RedisSessionStore final : public SessionStore {
   // Fails every waiting request, drops the connection and closes the timers (server shutdown).
   void close() override;
 
-  void record_request(const std::string& session_id, const std::string& client_id,
+  void record_request(const std::string& session_id, const std::string& client_id, bool create,
                       Callback done) override;
   SessionStoreStats stats() const override { return stats_; }
   std::string kind() const override { return "redis"; }

@@ -3,23 +3,33 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 
 namespace tandem {
 
 // The outcome of counting one request against a session.
 struct SessionUpdate {
   bool ok = false;            // false: the store could not be reached or refused the update.
-  int64_t request_count = 0;  // The session's count after this request, when ok.
+  bool found = true;          // false: no such session (never issued, or expired); nothing counted.
+  int64_t request_count = 0;  // The session's count after this request, when ok and found.
   std::string error;          // Why it failed, in words a client can act on, when !ok.
+
+  static SessionUpdate counted(int64_t count) { return SessionUpdate{true, true, count, {}}; }
+  static SessionUpdate unknown() { return SessionUpdate{true, false, 0, {}}; }
+  static SessionUpdate failure(std::string why) {
+    return SessionUpdate{false, true, 0, std::move(why)};
+  }
 };
 
 // Counters a store keeps about itself, for /metrics and /api/metrics.
 struct SessionStoreStats {
-  uint64_t active = 0;   // Sessions currently held.
-  uint64_t created = 0;  // Sessions created since start.
-  uint64_t evicted = 0;  // Dropped because the store was full (least recently used first).
-  uint64_t expired = 0;  // Dropped because they were idle past the TTL.
-  uint64_t errors = 0;   // Operations that failed (a store that is unreachable, for instance).
+  uint64_t active = 0;    // Sessions currently held.
+  uint64_t created = 0;   // Sessions created since start.
+  uint64_t evicted = 0;   // Dropped because the store was full (least recently used first).
+  uint64_t expired = 0;   // Dropped because they were idle past the TTL.
+  uint64_t errors = 0;    // Operations that failed (a store that is unreachable, for instance).
+  uint64_t rejected = 0;  // Ids presented that the store did not know: not adopted.
+  uint64_t bytes = 0;     // Memory the store accounts for its sessions (memory store only).
 };
 
 // Where sessions live. Operations complete through a callback so that a store on the network
@@ -30,10 +40,12 @@ class SessionStore {
 
   virtual ~SessionStore() = default;
 
-  // Counts one request against `session_id`, creating the session if unknown and refreshing its
-  // idle deadline. `client_id` is remembered as the session's last client.
+  // Counts one request against `session_id` and refreshes its idle deadline; `client_id` is
+  // remembered as the session's last client. With `create` the session is made first: only for
+  // an id the server just drew (new_session_id). Without it an unknown id is not adopted: the
+  // update comes back with found == false, nothing stored, and the rejection counted.
   virtual void record_request(const std::string& session_id, const std::string& client_id,
-                              Callback done) = 0;
+                              bool create, Callback done) = 0;
   // Current counters.
   virtual SessionStoreStats stats() const = 0;
   // "memory" or "redis".

@@ -366,7 +366,12 @@ BOOST_AUTO_TEST_CASE(session_rejects_invalid_json_and_wrong_types_with_400) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"{not json", "invalid JSON"},
       {R"({"clientId":"a","requestNum":1)", "truncated JSON"},
-      {R"({"clientId":5,"requestNum":1})", "clientId a number"},
+      {R"({"clientId":true,"requestNum":1})", "clientId a boolean"},
+      {R"({"clientId":")" + std::string(257, 'x') + R"(","requestNum":1})",
+       "clientId of 257 bytes"},
+      {R"({"clientId":"a","requestNum":-1})", "requestNum negative"},
+      {R"({"clientId":"a","requestNum":1.5})", "requestNum a fraction"},
+      {std::string(2000, '[') + std::string(2000, ']'), "nested 2000 deep"},
       {R"({"clientId":null,"requestNum":1})", "clientId null"},
       {R"({"clientId":["a"],"requestNum":1})", "clientId an array"},
       {R"({"clientId":"a","requestNum":"1"})", "requestNum a string"},
@@ -381,6 +386,53 @@ BOOST_AUTO_TEST_CASE(session_rejects_invalid_json_and_wrong_types_with_400) {
   }
   // The server still answers a good one afterwards.
   HttpResponse good = post_session(session_body("after-errors", 1));
+  BOOST_TEST(good.status == 200, good.describe());
+}
+
+BOOST_AUTO_TEST_CASE(session_takes_the_seed_clients_numbers_and_cookie_jar) {
+  // The seed's client sends clientId and requestNum as numbers and keeps cookies.
+  HttpClient browser{true};
+  for (int i = 1; i <= 3; ++i) {
+    HttpResponse response = browser.post(
+        server.url("/api/session"), R"({"clientId":42,"requestNum":)" + std::to_string(i) + "}",
+        {"Content-Type: application/json"});
+    BOOST_TEST_REQUIRE(response.status == 200, response.describe());
+    BOOST_TEST(response.json()["requestCount"].asInt64() == i, response.body);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(an_id_the_server_never_issued_is_replaced_not_adopted) {
+  for (const std::string& presented :
+       {std::string("X-Session-Id: attacker-chosen-id-123"),
+        std::string("Cookie: tandem_session=attacker-chosen-id-123")}) {
+    HttpClient victim;
+    HttpResponse response = victim.post(server.url("/api/session"), session_body("victim", 1),
+                                        {"Content-Type: application/json", presented});
+    BOOST_TEST_REQUIRE(response.status == 200, response.describe());
+    const std::string id = response.json()["sessionId"].asString();
+    BOOST_TEST(id != "attacker-chosen-id-123", response.body);
+    BOOST_TEST(std::regex_match(id, std::regex{"[0-9a-f]{32}"}), id);
+    BOOST_TEST(response.header("X-Session-Id").value_or("") == id, response.describe());
+    bool cookie_is_the_new_id = false;
+    for (const auto& value : response.headers.all("Set-Cookie")) {
+      if (value.rfind("tandem_session=" + id + ";", 0) == 0) cookie_is_the_new_id = true;
+      BOOST_TEST(value.find("attacker-chosen") == std::string::npos, value);
+    }
+    BOOST_TEST(cookie_is_the_new_id, response.describe());
+  }
+  HttpResponse metrics = get("/metrics");
+  std::vector<std::string> errors;
+  auto rejected =
+      sample_sum(parse_prometheus(metrics.body, &errors), "tandem_sessions_rejected_total");
+  BOOST_TEST_REQUIRE(rejected.has_value(), metrics.body);
+  BOOST_TEST(*rejected >= 2);
+}
+
+BOOST_AUTO_TEST_CASE(bodies_over_the_routes_limit_are_refused_before_they_are_read) {
+  // POST /api/session takes 4 KiB; a 1 MB clientId is refused from its Content-Length alone.
+  std::string big = R"({"clientId":")" + std::string(1000000, 'x') + R"(","requestNum":1})";
+  check_error(post_session(big), 413, "1 MB session body");
+  HttpResponse good = post_session(session_body("after-413", 1));
   BOOST_TEST(good.status == 200, good.describe());
 }
 

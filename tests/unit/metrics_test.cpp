@@ -102,7 +102,8 @@ MetricsGauges sample_gauges() {
   gauges.connections_open = 7;
   gauges.draining = false;
   gauges.uptime_seconds = 12.5;
-  gauges.sessions = SessionStoreStats{3, 10, 4, 2, 1};
+  gauges.sessions = SessionStoreStats{3, 10, 4, 2, 1, 6, 4096};
+  gauges.worker = CpuWorkerStats{32, 5, 100, 7, 2, 1.5};
   gauges.session_store_kind = "memory";
   gauges.session_store_state = "ok";
   return gauges;
@@ -150,8 +151,14 @@ BOOST_AUTO_TEST_CASE(prometheus_text_is_well_formed_with_every_family) {
       {"tandem_sessions_created_total", "counter"},
       {"tandem_sessions_evicted_total", "counter"},
       {"tandem_sessions_expired_total", "counter"},
+      {"tandem_sessions_rejected_total", "counter"},
+      {"tandem_sessions_bytes", "gauge"},
       {"tandem_session_store_errors_total", "counter"},
       {"tandem_session_store_up", "gauge"},
+      {"tandem_worker_capacity", "gauge"},
+      {"tandem_worker_in_flight", "gauge"},
+      {"tandem_worker_jobs_total", "counter"},
+      {"tandem_worker_busy_seconds_total", "counter"},
       {"tandem_draining", "gauge"},
       {"tandem_uptime_seconds", "gauge"},
       {"tandem_build_info", "gauge"},
@@ -175,6 +182,14 @@ BOOST_AUTO_TEST_CASE(prometheus_text_is_well_formed_with_every_family) {
   BOOST_TEST(scrape.value("tandem_sessions_expired_total") == 2);
   BOOST_TEST(scrape.value("tandem_session_store_errors_total") == 1);
   BOOST_TEST(scrape.value("tandem_session_store_up", R"(store="memory")") == 1);
+  BOOST_TEST(scrape.value("tandem_sessions_rejected_total") == 6);
+  BOOST_TEST(scrape.value("tandem_sessions_bytes") == 4096);
+  BOOST_TEST(scrape.value("tandem_worker_capacity") == 32);
+  BOOST_TEST(scrape.value("tandem_worker_in_flight") == 5);
+  BOOST_TEST(scrape.value("tandem_worker_jobs_total", R"(outcome="completed")") == 100);
+  BOOST_TEST(scrape.value("tandem_worker_jobs_total", R"(outcome="rejected")") == 7);
+  BOOST_TEST(scrape.value("tandem_worker_jobs_total", R"(outcome="cancelled")") == 2);
+  BOOST_TEST(scrape.value("tandem_worker_busy_seconds_total") == 1.5);
   BOOST_TEST(scrape.value("tandem_draining") == 0);
   BOOST_TEST(scrape.value("tandem_uptime_seconds") == 12.5);
   BOOST_TEST(scrape.value("tandem_build_info", R"(version="1.2.3")") == 1);

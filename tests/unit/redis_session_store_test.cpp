@@ -124,11 +124,17 @@ struct Fixture {
     return done();
   }
 
-  SessionUpdate record(const std::string& id) {
+  SessionUpdate record_once(const std::string& id, bool create) {
     std::optional<SessionUpdate> result;
-    store->record_request(id, "client", [&](SessionUpdate update) { result = update; });
+    store->record_request(id, "client", create, [&](SessionUpdate update) { result = update; });
     BOOST_TEST_REQUIRE(run_until([&] { return result.has_value(); }));
     return *result;
+  }
+
+  // As the application counts: against the session if Redis has it, else against a new one.
+  SessionUpdate record(const std::string& id) {
+    SessionUpdate update = record_once(id, false);
+    return update.ok && !update.found ? record_once(id, true) : update;
   }
 };
 
@@ -147,6 +153,21 @@ BOOST_AUTO_TEST_CASE(counts_requests_per_session) {
   BOOST_TEST(store->kind() == "redis");
 }
 
+BOOST_AUTO_TEST_CASE(an_unknown_id_is_not_adopted) {
+  RedisServer redis(port);
+  make_store();
+  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }));
+  SessionUpdate unknown = record_once("attacker-chosen", false);
+  BOOST_TEST(unknown.ok);
+  BOOST_TEST(!unknown.found);
+  // Nothing was stored under it: asking again finds nothing again.
+  BOOST_TEST(!record_once("attacker-chosen", false).found);
+  BOOST_TEST(store->stats().rejected == 2u);
+  BOOST_TEST(store->stats().created == 0u);
+  BOOST_TEST(record_once("issued", true).request_count == 1);
+  BOOST_TEST(record_once("issued", false).request_count == 2);
+}
+
 BOOST_AUTO_TEST_CASE(concurrent_increments_from_two_stores_are_exact) {
   RedisServer redis(port);
   make_store();
@@ -158,7 +179,7 @@ BOOST_AUTO_TEST_CASE(concurrent_increments_from_two_stores_are_exact) {
   int failed = 0;
   for (int i = 0; i < 500; ++i) {
     RedisSessionStore& target = i % 2 == 0 ? *store : second;
-    target.record_request("shared", "c", [&](SessionUpdate update) {
+    target.record_request("shared", "c", true, [&](SessionUpdate update) {
       ++answered;
       if (!update.ok) ++failed;
     });
@@ -224,7 +245,7 @@ BOOST_AUTO_TEST_CASE(waiting_requests_are_bounded) {
   int refused = 0;
   int answered = 0;
   for (std::size_t i = 0; i < RedisSessionStore::kMaxPending + 10; ++i) {
-    store->record_request("z", "c", [&](SessionUpdate update) {
+    store->record_request("z", "c", true, [&](SessionUpdate update) {
       ++answered;
       if (!update.ok && update.error.find("too many") != std::string::npos) ++refused;
     });
@@ -259,7 +280,7 @@ BOOST_AUTO_TEST_CASE(closing_answers_waiting_requests) {
   BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }));
   redis.pause();
   std::optional<SessionUpdate> result;
-  store->record_request("w", "c", [&](SessionUpdate update) { result = update; });
+  store->record_request("w", "c", true, [&](SessionUpdate update) { result = update; });
   store->close();
   BOOST_TEST_REQUIRE(result.has_value());
   BOOST_TEST(!result->ok);
