@@ -388,7 +388,9 @@ ConfigOutcome parse_config(int argc, const char* const* argv, const EnvLookup& e
                                         "Request line and headers at most, else 431 (1024-1048576)",
                                         std::to_string(defaults.max_header_bytes));
   auto& max_body_bytes =
-      settings.add(app, "max-body-bytes", "BYTES", "Request body at most, else 413",
+      settings.add(app, "max-body-bytes", "BYTES",
+                   "Request body at most on any route, else 413 (each route may take less: "
+                   "POST /api/session 4096, GET routes none)",
                    std::to_string(defaults.max_body_bytes) + " (1 MiB)");
   auto& keepalive_timeout =
       settings.add(app, "keepalive-timeout", "DURATION", "Idle keep-alive connection lifetime",

@@ -77,8 +77,8 @@ BOOST_AUTO_TEST_CASE(bad_durations_exit_2) {
 
 BOOST_AUTO_TEST_CASE(bad_numbers_exit_2) {
   uint16_t port = quiet_port();
-  for (const std::string flag :
-       {"--max-header-bytes", "--max-body-bytes", "--max-connections", "--max-sessions"}) {
+  for (const std::string flag : {"--max-header-bytes", "--max-body-bytes", "--max-connections",
+                                 "--max-sessions", "--max-session-bytes", "--worker-queue"}) {
     for (const std::string value : {"abc", "-5", "12abc"}) {
       expect_bad_flags({"--port", std::to_string(port), flag, value}, port);
     }

@@ -78,6 +78,8 @@ BOOST_AUTO_TEST_CASE(defaults_match_design) {
   BOOST_TEST(config.id == "app-3001");
   BOOST_TEST(config.session_store == "memory");
   BOOST_TEST(config.max_sessions == 100000u);
+  BOOST_TEST(config.max_session_bytes == 64u * 1024u * 1024u);
+  BOOST_TEST(config.worker_queue == 32u);
   BOOST_TEST(config.session_ttl.count() == 1800);
   BOOST_TEST(config.max_header_bytes == 8192u);
   BOOST_TEST(config.max_body_bytes == 1024u * 1024u);
@@ -100,6 +102,10 @@ BOOST_AUTO_TEST_CASE(every_flag_is_read) {
                            "redis://redis.internal:6380/3",
                            "--max-sessions",
                            "50",
+                           "--max-session-bytes",
+                           "1000000",
+                           "--worker-queue",
+                           "4",
                            "--session-ttl",
                            "2h",
                            "--max-header-bytes",
@@ -123,6 +129,8 @@ BOOST_AUTO_TEST_CASE(every_flag_is_read) {
   BOOST_TEST(config.id == "web_1.a-b");
   BOOST_TEST(config.session_store == "redis://redis.internal:6380/3");
   BOOST_TEST(config.max_sessions == 50u);
+  BOOST_TEST(config.max_session_bytes == 1000000u);
+  BOOST_TEST(config.worker_queue == 4u);
   BOOST_TEST(config.session_ttl.count() == 7200);
   BOOST_TEST(config.max_header_bytes == 16384u);
   BOOST_TEST(config.max_body_bytes == 2048u);
@@ -140,6 +148,8 @@ BOOST_AUTO_TEST_CASE(every_variable_is_read_from_the_environment) {
                    {"TANDEM_ID", "app-9"},
                    {"TANDEM_SESSION_STORE", "redis://127.0.0.1:6379"},
                    {"TANDEM_MAX_SESSIONS", "10"},
+                   {"TANDEM_MAX_SESSION_BYTES", "65536"},
+                   {"TANDEM_WORKER_QUEUE", "65536"},
                    {"TANDEM_SESSION_TTL", "60"},
                    {"TANDEM_MAX_HEADER_BYTES", "1024"},
                    {"TANDEM_MAX_BODY_BYTES", "1"},
@@ -157,6 +167,8 @@ BOOST_AUTO_TEST_CASE(every_variable_is_read_from_the_environment) {
   BOOST_TEST(config.id == "app-9");
   BOOST_TEST(config.session_store == "redis://127.0.0.1:6379");
   BOOST_TEST(config.max_sessions == 10u);
+  BOOST_TEST(config.max_session_bytes == 65536u);
+  BOOST_TEST(config.worker_queue == 65536u);
   BOOST_TEST(config.session_ttl.count() == 60);
   BOOST_TEST(config.max_header_bytes == 1024u);
   BOOST_TEST(config.max_body_bytes == 1u);
@@ -247,6 +259,10 @@ BOOST_AUTO_TEST_CASE(bad_flag_values_are_one_line_and_exit_2) {
       {"--max-sessions", "-5"},
       {"--max-sessions", "1e3"},
       {"--max-sessions", "18446744073709551616"},
+      {"--max-session-bytes", "65535"},
+      {"--max-session-bytes", "64MiB"},
+      {"--worker-queue", "0"},
+      {"--worker-queue", "65537"},
       {"--session-ttl", "0"},
       {"--session-ttl", "1500ms"},
       {"--session-ttl", "soon"},
@@ -314,20 +330,23 @@ BOOST_AUTO_TEST_CASE(help_documents_every_flag_with_its_default_and_variable) {
   BOOST_TEST(!result.outcome.run);
   BOOST_TEST(result.outcome.exit_code == 0);
   BOOST_TEST(result.err.empty());
-  const std::vector<std::pair<std::string, std::string>> flags = {{"--port", "3001"},
-                                                                  {"--bind", "127.0.0.1"},
-                                                                  {"--id", "app-<port>"},
-                                                                  {"--session-store", "memory"},
-                                                                  {"--max-sessions", "100000"},
-                                                                  {"--session-ttl", "30m"},
-                                                                  {"--max-header-bytes", "8192"},
-                                                                  {"--max-body-bytes", "1048576"},
-                                                                  {"--keepalive-timeout", "1m"},
-                                                                  {"--header-timeout", "10s"},
-                                                                  {"--max-connections", "16384"},
-                                                                  {"--drain-grace", "3s"},
-                                                                  {"--drain-timeout", "15s"},
-                                                                  {"--access-log", "off"}};
+  const std::vector<std::pair<std::string, std::string>> flags = {
+      {"--port", "3001"},
+      {"--bind", "127.0.0.1"},
+      {"--id", "app-<port>"},
+      {"--session-store", "memory"},
+      {"--max-sessions", "100000"},
+      {"--max-session-bytes", "67108864"},
+      {"--worker-queue", "32"},
+      {"--session-ttl", "30m"},
+      {"--max-header-bytes", "8192"},
+      {"--max-body-bytes", "1048576"},
+      {"--keepalive-timeout", "1m"},
+      {"--header-timeout", "10s"},
+      {"--max-connections", "16384"},
+      {"--drain-grace", "3s"},
+      {"--drain-timeout", "15s"},
+      {"--access-log", "off"}};
   std::istringstream lines(result.out);
   std::map<std::string, std::string> line_by_flag;
   for (std::string line; std::getline(lines, line);) {
