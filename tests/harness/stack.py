@@ -30,6 +30,7 @@ import urllib.request
 from . import config
 from .processes import Process, raise_on_termination, tail
 from .runtime_api import RuntimeApi, RuntimeApiError
+from .watchdog import WatchdogMonitor
 
 LOOPBACK = "127.0.0.1"
 # Where the harness looks for tandem-server when neither --server-bin nor TANDEM_SERVER_BIN says.
@@ -105,12 +106,14 @@ class Stack:
     `overrides` are template variables on top of haproxy/defaults.yml and the stack's own;
     `extra_servers` are more backend servers ({id, host, port}) that the caller runs itself.
     `session_store` is every instance's --session-store (memory when None: the server's
-    default); `server_args` are more flags for every instance.
+    default); `server_args` are more flags for every instance. With `watchdog`, the instances
+    get NOTIFY_SOCKET and WATCHDOG_USEC as under systemd, and `stack.watchdog` (a
+    tests.harness.watchdog.WatchdogMonitor) records their pings.
     """
 
     def __init__(self, instances=2, lb_port=None, first_port=None, stats_port=None,
                  server_bin=None, overrides=None, extra_servers=(), server_args=(),
-                 session_store=None, workdir=None, keep_workdir=False):
+                 session_store=None, workdir=None, keep_workdir=False, watchdog=False):
         self.server_bin = find_server_bin(server_bin) if instances else None
         self.session_store = session_store
         self.server_args = list(server_args)
@@ -127,6 +130,7 @@ class Stack:
             raise
         self.api = RuntimeApi(self.admin_socket)
         self.haproxy = None
+        self.watchdog = WatchdogMonitor(self.workdir / "notify.sock") if watchdog else None
 
     def _configure(self, instances, lb_port, first_port, stats_port, overrides, extra_servers):
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -180,6 +184,8 @@ class Stack:
         try:
             self.config_path.write_text(config.render(self.variables))
             config.validate(self.config_path)
+            if self.watchdog is not None:
+                self.watchdog.start()
             for instance_id in self.instances:
                 self.start_instance(instance_id, wait=False)
             for instance in self.instances.values():
@@ -218,6 +224,8 @@ class Stack:
                 self.instances[name].exit_codes.append(code)
                 self.instances[name].process = None
         self.haproxy = None
+        if self.watchdog is not None:
+            self.watchdog.close()
         if remove_workdir:
             self.remove_workdir()
         return codes
@@ -238,7 +246,8 @@ class Stack:
         argv = [self.server_bin, "--port", str(instance.port), "--bind", LOOPBACK,
                 "--id", instance.id, "--drain-grace", DRAIN_GRACE,
                 "--drain-timeout", DRAIN_TIMEOUT] + self.server_args
-        instance.process = Process(instance.id, argv, instance.log_path)
+        env = {**os.environ, **self.watchdog.env()} if self.watchdog is not None else None
+        instance.process = Process(instance.id, argv, instance.log_path, env=env)
         if wait:
             self.wait_instance_healthy(instance_id)
         return instance.process
