@@ -411,6 +411,10 @@ ConfigOutcome parse_config(int argc, const char* const* argv, const EnvLookup& e
                                     "CPU-bound requests queued or running on the instance's "
                                     "worker thread at most; past it they get 503 (1-65536)",
                                     std::to_string(defaults.worker_queue));
+  auto& agent_port = settings.add(app, "agent-port", "PORT",
+                                  "Port on --bind where HAProxy's agent check reads the weight "
+                                  "the worker's load leaves (\"75%\"); 0: no agent",
+                                  "0");
   auto& access_log = settings.add_flag(app, "access-log", "Log one JSON line per request");
 
   // Arguments go to CLI11 in reverse order, which is what its vector overload expects; building
@@ -475,6 +479,12 @@ ConfigOutcome parse_config(int argc, const char* const* argv, const EnvLookup& e
     apply_count(max_session_bytes, config.max_session_bytes, kMinSessionBytes, kMaxSessionBytes,
                 "a number of bytes");
     apply_count(worker_queue, config.worker_queue, 1, kMaxWorkerQueue, "a number");
+    if (agent_port.text) {
+      const auto value = parse_unsigned(*agent_port.text);
+      if (!value || *value > 65535)
+        agent_port.fail("is not a port number (1-65535), or 0 for none");
+      config.agent_port = static_cast<uint16_t>(*value);
+    }
     apply_seconds(session_ttl, config.session_ttl);
     apply_count(max_header_bytes, config.max_header_bytes, kMinHeaderBytes, kMaxHeaderBytes,
                 "a number of bytes");
@@ -490,6 +500,10 @@ ConfigOutcome parse_config(int argc, const char* const* argv, const EnvLookup& e
       config.access_log = *value;
     }
 
+    if (config.agent_port != 0 && config.agent_port == config.port) {
+      throw BadValue(agent_port.origin() + " (" + std::to_string(config.agent_port) +
+                     ") must differ from " + port.origin());
+    }
     // The drain deadline counts from SIGTERM too, so it must leave room after the grace period.
     if (config.drain_timeout <= config.drain_grace) {
       throw BadValue(drain_timeout.origin() + " (" + format_duration(config.drain_timeout) +

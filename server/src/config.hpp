@@ -27,6 +27,7 @@ struct Config {
   std::chrono::milliseconds drain_grace{3000};         // Keep accepting after SIGTERM.
   std::chrono::milliseconds drain_timeout{15000};      // Hard stop, counted from SIGTERM.
   std::size_t worker_queue = 32;                       // CPU-bound requests held at most.
+  uint16_t agent_port = 0;                             // HAProxy agent check; 0: off.
   bool access_log = false;                             // One JSON line per request.
 };
 

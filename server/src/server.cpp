@@ -56,6 +56,12 @@ Server::Server(uv_loop_t* loop, Config config, Log& log)
     sessions_ = std::move(redis);
   }
   app_ = std::make_unique<App>(config_, metrics_, *sessions_, worker_, status_);
+  if (config_.agent_port != 0) {
+    agent_ = std::make_unique<LoadAgent>(loop_, log_, [this] {
+      CpuWorkerStats stats = worker_.stats();
+      return agent_weight(stats.in_flight, stats.capacity);
+    });
+  }
 
   uv_tcp_init(loop_, &listener_);
   uv_signal_init(loop_, &sigterm_);
@@ -96,6 +102,8 @@ int Server::run() {
     shut_down(1, "signal setup failed");
   } else if (!listen()) {
     shut_down(1, "listen failed");
+  } else if (agent_ && !agent_->listen(config_.bind, config_.agent_port)) {
+    shut_down(1, "agent listen failed");
   } else {
     start_timers();
     if (redis_sessions_ != nullptr) redis_sessions_->start();
@@ -268,6 +276,7 @@ void Server::shut_down(int exit_code, const char* reason) {
   for (Connection* connection : open) connection->close();
   sessions_->close();
   worker_.stop();
+  if (agent_) agent_->close();
   for (uv_handle_t* handle :
        {as_handle(&listener_), as_handle(&sigterm_), as_handle(&sigint_), as_handle(&grace_timer_),
         as_handle(&deadline_timer_), as_handle(&watchdog_timer_), as_handle(&sweep_timer_),

@@ -12,6 +12,7 @@
 #include "connection.hpp"
 #include "cpu_worker.hpp"
 #include "http_date.hpp"
+#include "load_agent.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 #include "session_store.hpp"
@@ -72,6 +73,7 @@ class Server final : public ConnectionHost {
   ServerStatus status_;
   CpuWorker worker_;
   std::unique_ptr<App> app_;
+  std::unique_ptr<LoadAgent> agent_;  // With --agent-port only.
   HttpDate date_;
   std::unordered_set<Connection*> connections_;
   std::vector<Connection*> deferred_;  // Waiting for resume_parsing(), in order.

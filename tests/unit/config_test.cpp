@@ -80,6 +80,7 @@ BOOST_AUTO_TEST_CASE(defaults_match_design) {
   BOOST_TEST(config.max_sessions == 100000u);
   BOOST_TEST(config.max_session_bytes == 64u * 1024u * 1024u);
   BOOST_TEST(config.worker_queue == 32u);
+  BOOST_TEST(config.agent_port == 0);
   BOOST_TEST(config.session_ttl.count() == 1800);
   BOOST_TEST(config.max_header_bytes == 8192u);
   BOOST_TEST(config.max_body_bytes == 1024u * 1024u);
@@ -106,6 +107,8 @@ BOOST_AUTO_TEST_CASE(every_flag_is_read) {
                            "1000000",
                            "--worker-queue",
                            "4",
+                           "--agent-port",
+                           "5002",
                            "--session-ttl",
                            "2h",
                            "--max-header-bytes",
@@ -131,6 +134,7 @@ BOOST_AUTO_TEST_CASE(every_flag_is_read) {
   BOOST_TEST(config.max_sessions == 50u);
   BOOST_TEST(config.max_session_bytes == 1000000u);
   BOOST_TEST(config.worker_queue == 4u);
+  BOOST_TEST(config.agent_port == 5002);
   BOOST_TEST(config.session_ttl.count() == 7200);
   BOOST_TEST(config.max_header_bytes == 16384u);
   BOOST_TEST(config.max_body_bytes == 2048u);
@@ -263,6 +267,8 @@ BOOST_AUTO_TEST_CASE(bad_flag_values_are_one_line_and_exit_2) {
       {"--max-session-bytes", "64MiB"},
       {"--worker-queue", "0"},
       {"--worker-queue", "65537"},
+      {"--agent-port", "65536"},
+      {"--agent-port", "-1"},
       {"--session-ttl", "0"},
       {"--session-ttl", "1500ms"},
       {"--session-ttl", "soon"},
@@ -314,6 +320,12 @@ BOOST_AUTO_TEST_CASE(control_characters_cannot_break_the_one_line) {
   const auto result = run({}, {{"TANDEM_ID", "bad\nid\r\x01"}});
   check_refused(result, "TANDEM_ID");
   BOOST_TEST(result.err.find("bad\\nid") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(the_agent_port_must_differ_from_the_port) {
+  check_refused(run({"--port", "4000", "--agent-port", "4000"}),
+                "--agent-port (4000) must differ from --port");
+  BOOST_TEST(run({"--port", "4000", "--agent-port", "4001"}).outcome.run);
 }
 
 BOOST_AUTO_TEST_CASE(drain_timeout_must_exceed_drain_grace) {
