@@ -80,6 +80,7 @@ def test_defaults_render_the_design_contract():
         "http-reuse safe",
         "timeout http-request 5s",
         "timeout queue 5s",
+        "option http-buffer-request",
         "server-state-file /var/lib/haproxy/server-state",
         "load-server-state-from-file global",
         "server app-1 127.0.0.1:3001 cookie app-1 check",
@@ -108,6 +109,15 @@ def test_check_intervals_meet_the_out_and_back_times():
     # The harness's drain grace covers both the worst case and DESIGN.md's fall x inter.
     grace = seconds(stack_module.DRAIN_GRACE)
     assert grace > out and grace > fall * inter
+
+
+def test_a_new_connection_gets_less_time_than_an_idle_keep_alive_one():
+    """HAProxy 2.6 gives a connection that has not sent its first request timeout http-request
+    from the accept (tests/stack/test_abuse_connections.py measures it): that must be the shorter
+    one, so idle new connections cannot hold slots longer than served clients."""
+    values = config.load_defaults()
+    assert seconds(values["tandem_lb_timeout_http_request"]) < seconds(
+        values["tandem_lb_timeout_http_keep_alive"])
 
 
 def test_every_variable_is_documented_and_defaulted():
