@@ -47,7 +47,8 @@ START_TIMEOUT = 10.0
 OWN_VARIABLES = frozenset({
     "tandem_lb_bind_address", "tandem_lb_port", "tandem_lb_stats_bind",
     "tandem_lb_backend_servers", "tandem_lb_admin_socket", "tandem_lb_state_file",
-    "tandem_lb_chroot", "tandem_lb_user", "tandem_lb_group", "tandem_lb_log_targets"})
+    "tandem_lb_chroot", "tandem_lb_user", "tandem_lb_group", "tandem_lb_log_targets",
+    "tandem_lb_errorfiles_dir"})
 
 
 class StackError(RuntimeError):
@@ -145,6 +146,7 @@ class Stack:
         self.state_file = self.workdir / "server-state"
         self.config_path = self.workdir / "haproxy.cfg"
         self.haproxy_log = self.workdir / "haproxy.log"
+        self.errorfiles_dir = self.workdir / "errors"
         # What a local run changes from the deployment defaults, and nothing else.
         local = {
             "tandem_lb_bind_address": LOOPBACK,
@@ -157,6 +159,7 @@ class Stack:
             "tandem_lb_user": "",
             "tandem_lb_group": "",
             "tandem_lb_log_targets": ["stdout format raw local0"],
+            "tandem_lb_errorfiles_dir": str(self.errorfiles_dir),
             "tandem_lb_maxconn": _maxconn_within_fd_limit(
                 config.load_defaults()["tandem_lb_maxconn"]),
         }
@@ -175,9 +178,10 @@ class Stack:
         self.down()
 
     def up(self):
-        """Renders and validates the configuration, starts every instance and waits for its
-        /health, starts HAProxy and waits until it sees every server UP."""
+        """Renders the errorfiles and the configuration and validates it, starts every instance
+        and waits for its /health, starts HAProxy and waits until it sees every server UP."""
         try:
+            config.render_errorfiles(self.variables)
             self.config_path.write_text(config.render(self.variables))
             config.validate(self.config_path)
             for instance_id in self.instances:

@@ -1,8 +1,10 @@
 """The HAProxy template: every variant renders and passes `haproxy -c`, the rendered file says
 what DESIGN.md's HAProxy contract asks, the check intervals meet "out within 2 s, back within
-3 s", and every variable is documented where the lead asked (template header, README, defaults).
+3 s", every errorfile is the JSON answer it should be, and every variable is documented where the
+lead asked (template header, README, defaults).
 """
 
+import json
 import re
 
 import pytest
@@ -50,8 +52,12 @@ def seconds(duration):
 
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_variant_passes_haproxy_check(name, tmp_path):
+    # haproxy -c loads the errorfiles: they are rendered as the role does, into a directory of
+    # the test's own.
+    variant = {**VARIANTS[name], "tandem_lb_errorfiles_dir": str(tmp_path / "errors")}
+    config.render_errorfiles(variant)
     path = tmp_path / "haproxy.cfg"
-    path.write_text(config.render(VARIANTS[name]))
+    path.write_text(config.render(variant))
     output = config.validate(path)
     # The only warning allowed: no state file yet, which is normal before the first reload.
     warnings = [line for line in output.splitlines() if "[WARNING]" in line
@@ -89,9 +95,38 @@ def test_defaults_render_the_design_contract():
         "bind 127.0.0.1:8404",
         "http-request use-service prometheus-exporter if { path /metrics }",
         "stats uri /stats",
+        # HAProxy's own answers.
+        "errorfile 400 /etc/haproxy/errors/tandem/400.http",
+        "errorfile 503 /etc/haproxy/errors/tandem/503.http",
     ]
     missing = [line for line in expected if line not in text]
     assert not missing, f"not in the rendered defaults: {missing}"
+    # One way to answer errors: the errorfiles, never an http-error line beside them.
+    assert not [line for line in text.splitlines() if line.strip().startswith("http-error")]
+
+
+def parse_errorfile(text):
+    head, _, body = text.partition("\n\n")
+    lines = head.split("\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return lines[0], headers, body
+
+
+@pytest.mark.parametrize("status", sorted(config.load_defaults()["tandem_lb_error_messages"]))
+def test_every_errorfile_is_a_json_answer(status):
+    values = config.load_defaults()
+    text = config.render_errorfile(status)
+    status_line, headers, body = parse_errorfile(text)
+    assert re.fullmatch(rf"HTTP/1\.1 {status} [A-Z][A-Za-z -]+", status_line), status_line
+    assert headers["Content-Type"] == "application/json"
+    assert headers["Cache-Control"] == "no-cache"
+    assert int(headers["Content-Length"]) == len(body.encode()), "Content-Length is not the body's"
+    assert body.isascii()
+    assert json.loads(body) == {"error": values["tandem_lb_error_messages"][status]}
+    if status == 503:
+        assert headers["Retry-After"] == str(values["tandem_lb_unavailable_retry_after"])
+    else:
+        assert "Retry-After" not in headers
 
 
 def test_check_intervals_meet_the_out_and_back_times():
@@ -125,7 +160,10 @@ def test_every_variable_is_documented_and_defaulted():
     template = (config.HAPROXY_DIR / config.TEMPLATE_NAME).read_text()
     header, body = template.split("#}", 1)
     readme = (config.HAPROXY_DIR / "README.md").read_text()
-    used = set(re.findall(r"\btandem_lb_\w+", body))
+    # The errorfile template reads the same variables (and its loop variable, set by its caller).
+    errorfile = (config.HAPROXY_DIR / config.ERRORFILE_TEMPLATE_NAME).read_text()
+    errorfile_body = errorfile.split("#}", 1)[1]
+    used = set(re.findall(r"\btandem_lb_\w+", body + errorfile_body)) - {"tandem_lb_error_status"}
     assert used - defaults == set(), "used in the template without a default"
     assert defaults - used == set(), "defaulted but unused"
     assert {v for v in defaults if v not in header} == set(), "missing from the template header"
