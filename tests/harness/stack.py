@@ -50,6 +50,14 @@ OWN_VARIABLES = frozenset({
     "tandem_lb_chroot", "tandem_lb_user", "tandem_lb_group", "tandem_lb_log_targets",
     "tandem_lb_errorfiles_dir"})
 
+# Overrides for tests whose many simulated clients (hundreds of connections at once, dozens of
+# sessions, each answer that sets the session cookie counting as a new one) all come from
+# 127.0.0.1: HAProxy's per-source limits would rightly take them for one client, as they would a
+# crowd behind one NAT address. 0 switches each limit off. The limits themselves are tested by
+# tests/stack/test_abuse_*.py.
+ONE_ADDRESS_CROWD = {"tandem_lb_source_maxconn": 0, "tandem_lb_source_request_rate": 0,
+                     "tandem_lb_source_session_rate": 0}
+
 
 class StackError(RuntimeError):
     pass

@@ -40,6 +40,12 @@ VARIANTS = {
                              "tandem_lb_admin_socket": "/run/haproxy/tandem.sock"},
     "one syslog target": {"tandem_lb_log_targets": ["127.0.0.1:514 local0 info"]},
     "HAProxy's own thread count": {"tandem_lb_nbthread": 0},
+    "no per-source limit": {"tandem_lb_source_maxconn": 0, "tandem_lb_source_request_rate": 0,
+                            "tandem_lb_source_session_rate": 0},
+    "only the per-source connection limit": {"tandem_lb_source_request_rate": 0,
+                                             "tandem_lb_source_session_rate": 0},
+    "other rate period and table size": {"tandem_lb_source_rate_period": 60,
+                                         "tandem_lb_source_table_size": "1m"},
 }
 
 
@@ -95,14 +101,29 @@ def test_defaults_render_the_design_contract():
         "bind 127.0.0.1:8404",
         "http-request use-service prometheus-exporter if { path /metrics }",
         "stats uri /stats",
-        # HAProxy's own answers.
-        "errorfile 400 /etc/haproxy/errors/tandem/400.http",
+        # Per-source limits and HAProxy's own answers.
+        "stick-table type ipv6 size 100k expire 20s "
+        "store conn_cur,http_req_rate(10s),gpc0_rate(10s)",
+        "tcp-request connection track-sc0 src,ipmask(32,64)",
+        "tcp-request connection reject if { sc0_conn_cur gt 100 }",
+        "http-request deny deny_status 429 if { sc0_http_req_rate gt 3000 }",
+        "http-request deny deny_status 429 if METH_POST { path /api/session } "
+        "{ sc0_gpc0_rate gt 100 }",
+        "http-response sc-inc-gpc0(0) if { res.cook(tandem_session) -m found }",
+        "errorfile 429 /etc/haproxy/errors/tandem/429.http",
         "errorfile 503 /etc/haproxy/errors/tandem/503.http",
     ]
     missing = [line for line in expected if line not in text]
     assert not missing, f"not in the rendered defaults: {missing}"
     # One way to answer errors: the errorfiles, never an http-error line beside them.
     assert not [line for line in text.splitlines() if line.strip().startswith("http-error")]
+
+
+def test_no_per_source_limit_renders_no_tracking():
+    text = config.render({"tandem_lb_source_maxconn": 0, "tandem_lb_source_request_rate": 0,
+                          "tandem_lb_source_session_rate": 0})
+    assert "stick-table" not in text and "track-sc0" not in text and "sc0_" not in text
+    assert "deny_status 429" not in text and "sc-inc-gpc0" not in text
 
 
 def parse_errorfile(text):
@@ -123,7 +144,9 @@ def test_every_errorfile_is_a_json_answer(status):
     assert int(headers["Content-Length"]) == len(body.encode()), "Content-Length is not the body's"
     assert body.isascii()
     assert json.loads(body) == {"error": values["tandem_lb_error_messages"][status]}
-    if status == 503:
+    if status == 429:
+        assert headers["Retry-After"] == str(values["tandem_lb_source_rate_period"])
+    elif status == 503:
         assert headers["Retry-After"] == str(values["tandem_lb_unavailable_retry_after"])
     else:
         assert "Retry-After" not in headers

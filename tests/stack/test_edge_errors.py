@@ -1,6 +1,6 @@
 """Every answer HAProxy makes by itself is JSON, like tandem's: each status it can produce is
 provoked for real and must come back as Content-Type application/json with a body
-{"error": "<what to do>"}, and with Retry-After on 503 (haproxy/errorfile.http.j2).
+{"error": "<what to do>"}, and with Retry-After on 429 and 503 (haproxy/errorfile.http.j2).
 
 What HAProxy 2.6 cannot do: the errors its HTTP/1 multiplexer finds before a request becomes a
 stream (an unparsable request line or header: 400; a head not whole in time: 408; a body on an
@@ -37,6 +37,11 @@ MUX_LIMITATION = ("HAProxy 2.6's HTTP/1 multiplexer answers errors found before 
 # Short timeouts, so that the 408 and 504 come within a second.
 HTTP_REQUEST_TIMEOUT = "1s"
 SERVER_TIMEOUT = "1s"
+# A request rate low enough to pass in a few requests, for the 429.
+LOW_REQUEST_RATE = 5
+# Each per-source limit is checked from its own address, so that the other checks' requests do not
+# count against it.
+RATE_SOURCE = "127.0.0.3"
 EXCHANGE_TIMEOUT = 10.0
 
 
@@ -127,7 +132,7 @@ def json_error_problems(answer, status):
             problems.append(f"body is not {{\"error\": ...}}: {answer.body[:200]!r}")
     except ValueError:
         problems.append(f"body is not JSON: {answer.body[:200]!r}")
-    if status == 503:
+    if status in (429, 503):
         retry_after = answer.headers.get("retry-after", "")
         if not (retry_after.isdigit() and int(retry_after) > 0):
             problems.append(f"Retry-After {retry_after!r}")
@@ -157,7 +162,8 @@ def check_mux_error(report, name, answer, status):
 @pytest.fixture
 def stack(make_stack):
     return make_stack(instances=2, overrides={
-        "tandem_lb_timeout_http_request": HTTP_REQUEST_TIMEOUT})
+        "tandem_lb_timeout_http_request": HTTP_REQUEST_TIMEOUT,
+        "tandem_lb_source_request_rate": LOW_REQUEST_RATE})
 
 
 # --- 400 ---------------------------------------------------------------------------------------
@@ -212,6 +218,25 @@ def test_413_body_on_http10_get(stack, report):
     answer = exchange(stack.lb_port, [b"GET /api/whoami HTTP/1.0\r\nHost: tandem\r\n"
                                       b"Content-Length: 2\r\n\r\n{}"])
     check_mux_error(report, "413 body on HTTP/1.0 GET", answer, 413)
+
+
+# --- 429 ---------------------------------------------------------------------------------------
+
+
+def test_429_over_the_request_rate(stack, report):
+    url = stack.url("/api/whoami")
+    client = load.Client(cookies=False, source=RATE_SOURCE)
+    try:
+        load.run_clients([client], lambda c, n: load.Request("GET", url), LOW_REQUEST_RATE * 3)
+    finally:
+        client.close()
+    statuses = [o.status for o in client.outcomes]
+    report(f"{len(statuses)} requests from {RATE_SOURCE} with a limit of {LOW_REQUEST_RATE}: "
+           f"{statuses}")
+    assert statuses[:LOW_REQUEST_RATE] == [200] * LOW_REQUEST_RATE
+    answer = from_outcome(client.outcomes[-1])
+    check(report, "429 over the request rate", answer, 429)
+    assert answer.headers["retry-after"] == str(stack.variables["tandem_lb_source_rate_period"])
 
 
 # --- 502, 504: an instance that misbehaves -----------------------------------------------------
