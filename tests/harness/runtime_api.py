@@ -173,7 +173,12 @@ class SourceSampler(Poller):
         self.key = key
         self.conn_cur = []  # samples of the address's open connections
         self.frontend_cur = []  # samples of the frontend's
+        self.times = []  # when each sample was taken (time.monotonic())
         self.errors = 0
+
+    def conn_cur_between(self, start, end):
+        """The address's samples taken between start and end (monotonic times)."""
+        return [value for when, value in zip(self.times, self.conn_cur) if start <= when <= end]
 
     def sample(self):
         try:
@@ -182,6 +187,7 @@ class SourceSampler(Poller):
         except (OSError, RuntimeApiError):
             self.errors += 1
             return
+        self.times.append(time.monotonic())
         self.conn_cur.append(int(entry["conn_cur"]) if entry else 0)
         self.frontend_cur.extend(int(row["scur"]) for row in rows
                                  if row["pxname"] == self.frontend and row["svname"] == "FRONTEND")

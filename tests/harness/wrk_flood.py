@@ -26,7 +26,7 @@ def wrk_flood(base_url, method, path, requests, seconds, connections=50, cookie_
     the script) with "seconds" added. Raises WrkError if wrk is missing or fails."""
     wrk = shutil.which("wrk")
     if wrk is None:
-        raise WrkError("wrk is not installed (packaging/install-deps.sh bench)")
+        raise WrkError("wrk is not installed (packaging/install-deps.sh test)")
     argv = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(SCRIPT),
             base_url, "--", method, path, str(requests), cookie_name or ""]
     result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
