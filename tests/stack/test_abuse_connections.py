@@ -29,6 +29,7 @@ CLIENT_SECONDS = 8  # ... for this long, every one on a new connection
 P99_WITHIN = 0.050  # seconds
 REQUEST_FLOOD_SECONDS = 5
 REQUEST_FLOOD_CONNECTIONS = 50
+RATE_SLACK = 1.2
 
 
 def wait_for_line(path, prefix, timeout, process):
@@ -118,7 +119,9 @@ def test_request_flood_gets_429_while_another_address_is_served(make_stack, repo
     report(f"client on {CLIENT_SOURCE}: {len(outcomes)} requests, {len(failed)} failed, "
            f"p99 {p99 * 1000:.1f} ms, slowest {slowest * 1000:.1f} ms")
     assert set(statuses) <= {"200", "429"}, statuses
-    assert limit * 0.9 <= served <= limit + REQUEST_FLOOD_CONNECTIONS
+    # HAProxy's rate over a sliding period lets a little more through when the flood straddles
+    # the end of a period (the last period's count is weighed down).
+    assert limit * 0.9 <= served <= limit * RATE_SLACK
     assert refused > served
     assert flood["retry_after_429"] == refused and flood["json_429"] == refused
     assert not failed, [(o.status, o.error) for o in failed[:5]]

@@ -29,6 +29,7 @@ FLOOD_CONNECTIONS = 50
 CLIENT_SOURCE = "127.0.0.2"
 ROUND_PAUSE = 0.5  # seconds between two POSTs of the watched client
 MAX_SESSIONS = 1000
+RATE_SLACK = 1.2  # HAProxy's rate over a sliding period lets a little more through at its turn
 
 
 def session_post(url):
@@ -87,7 +88,10 @@ def test_session_flood_is_refused_and_others_keep_their_session(make_stack, repo
            f"{sorted({o.instance for o in outcomes})}")
     assert flood["answers"] >= FLOOD_REQUESTS
     assert set(statuses) <= {"200", "429"}, statuses
-    assert made <= limit + FLOOD_CONNECTIONS
+    # Beyond the limit: the requests already past the check when the count reached it (one per
+    # connection, as a creation is counted on its answer), and a little more when the flood
+    # straddles the end of a period (HAProxy's rate then weighs the last period's count down).
+    assert made <= limit * RATE_SLACK + FLOOD_CONNECTIONS
     assert refused >= 0.99 * flood["answers"]
     assert flood["retry_after_429"] == refused and flood["json_429"] == refused
     assert not failed, [(o.status, o.error) for o in failed[:5]]
