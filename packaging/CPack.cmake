@@ -46,9 +46,11 @@ install(PROGRAMS "${CMAKE_CURRENT_SOURCE_DIR}/systemd/haproxy-server-state"
         DESTINATION libexec/tandem COMPONENT deb EXCLUDE_FROM_ALL)
 install(FILES ${tandem_env_files} DESTINATION /etc/tandem PERMISSIONS ${tandem_data_permissions}
         COMPONENT deb EXCLUDE_FROM_ALL)
-# The one HAProxy template and its defaults, for whoever renders /etc/haproxy/haproxy.cfg
-# (Ansible's tandem_lb role, or the system tests' harness); the package never writes that file.
+# The one HAProxy template, the template of HAProxy's own JSON answers (errorfiles) and their
+# defaults, for whoever renders /etc/haproxy/haproxy.cfg and the errorfiles (Ansible's tandem_lb
+# role, or the system tests' harness); the package never writes either.
 install(FILES "${CMAKE_CURRENT_SOURCE_DIR}/haproxy/haproxy.cfg.j2"
+              "${CMAKE_CURRENT_SOURCE_DIR}/haproxy/errorfile.http.j2"
               "${CMAKE_CURRENT_SOURCE_DIR}/haproxy/defaults.yml"
               "${CMAKE_CURRENT_SOURCE_DIR}/haproxy/README.md"
         DESTINATION share/tandem/haproxy PERMISSIONS ${tandem_data_permissions}

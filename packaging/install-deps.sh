@@ -9,9 +9,9 @@ build=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
        libhiredis-dev libcurl4-openssl-dev)
 test=(curl haproxy redis-server systemd-container iproute2 procps psmisc socat
       python3 python3-pytest python3-pycurl python3-jinja2 python3-yaml
-      ansible ansible-lint yamllint lintian dpkg-dev file
+      ansible ansible-lint yamllint lintian dpkg-dev file slowhttptest wrk
       openssh-server openssh-client python3-apt)
-bench=(wrk nginx-light gnuplot-nox)
+bench=(nginx-light gnuplot-nox)
 
 case "${1:-all}" in
   build) want=("${build[@]}") ;;

@@ -91,21 +91,46 @@ def test_tandem_app_falls_back_on_the_same_lb_settings():
 
 
 def test_the_role_renders_the_one_template_as_the_harness_does(tmp_path):
-    """roles/tandem_lb/templates/haproxy.cfg.j2 is a link to haproxy/haproxy.cfg.j2 (no second
-    copy), and Ansible's template module renders it, with the role's defaults, byte for byte as
-    tests/harness/config.py does with haproxy/defaults.yml."""
-    link = ANSIBLE_DIR / "roles/tandem_lb/templates/haproxy.cfg.j2"
-    assert link.is_symlink()
-    assert link.resolve() == (REPO_ROOT / "haproxy/haproxy.cfg.j2").resolve()
-    copies = [p for p in REPO_ROOT.rglob("*.cfg.j2")
+    """roles/tandem_lb/templates/haproxy.cfg.j2 and errorfile.http.j2 are links to haproxy/'s
+    (no second copy); the role's own errorfile tasks (tasks/errorfiles.yml) and Ansible's template
+    module render them, with the role's defaults, byte for byte as tests/harness/config.py does
+    with haproxy/defaults.yml; and haproxy -c accepts the result. Only the errorfiles' directory
+    is moved into the test's own."""
+    templates = ANSIBLE_DIR / "roles/tandem_lb/templates"
+    for name in ("haproxy.cfg.j2", "errorfile.http.j2"):
+        link = templates / name
+        assert link.is_symlink(), name
+        assert link.resolve() == (REPO_ROOT / "haproxy" / name).resolve()
+    copies = [p for pattern in ("*.cfg.j2", "errorfile*.j2") for p in REPO_ROOT.rglob(pattern)
               if not p.is_symlink() and "build" not in p.relative_to(REPO_ROOT).parts[0]]
-    assert copies == [REPO_ROOT / "haproxy/haproxy.cfg.j2"], copies
+    assert sorted(copies) == [REPO_ROOT / "haproxy/errorfile.http.j2",
+                              REPO_ROOT / "haproxy/haproxy.cfg.j2"], copies
+    errors = tmp_path / "errors"
+    overrides = {"tandem_lb_errorfiles_dir": str(errors)}
+    playbook = tmp_path / "errorfiles.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "name": "Render the errorfiles as the tandem_lb role does",
+        "hosts": "localhost", "gather_facts": False, "vars_files": [str(LB_DEFAULTS)],
+        "tasks": [{"name": "Render them", "ansible.builtin.import_role": {
+            "name": "tandem_lb", "tasks_from": "errorfiles"}}],
+    }]))
+    # The role's reload handler skips a HAProxy its play has just started: here, where none runs,
+    # the play says it has.
+    result = run(["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook),
+                  "-e", json.dumps({**overrides, "tandem_lb_started": {"changed": True}})])
+    assert result.returncode == 0, result.stdout
+    statuses = config.load_defaults()["tandem_lb_error_messages"]
+    assert sorted(p.name for p in errors.iterdir()) == sorted(f"{s}.http" for s in statuses)
+    for status in statuses:
+        assert (errors / f"{status}.http").read_text() == config.render_errorfile(
+            status, overrides), status
     dest = tmp_path / "haproxy.cfg"
     result = run(["ansible", "localhost", "-i", "localhost,", "-c", "local",
-                  "-m", "ansible.builtin.template", "-a", f"src={link} dest={dest}",
-                  "-e", f"@{LB_DEFAULTS}"])
+                  "-m", "ansible.builtin.template",
+                  "-a", f"src={templates / 'haproxy.cfg.j2'} dest={dest}",
+                  "-e", f"@{LB_DEFAULTS}", "-e", json.dumps(overrides)])
     assert result.returncode == 0, result.stdout
-    assert dest.read_text() == config.render()
+    assert dest.read_text() == config.render(overrides)
     config.validate(dest)
 
 

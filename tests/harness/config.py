@@ -2,7 +2,9 @@
 
 The values are haproxy/defaults.yml (the same defaults the Ansible role uses) updated with the
 caller's overrides; an override of a variable that has no default is refused, so a typo cannot
-silently render the default instead.
+silently render the default instead. The configuration names errorfiles (HAProxy's own answers,
+haproxy/errorfile.http.j2): render_errorfiles() writes them where tandem_lb_errorfiles_dir says,
+as the tandem_lb role does, and haproxy -c needs them there.
 """
 
 import pathlib
@@ -14,6 +16,7 @@ import yaml  # python3-yaml: a dependency of Debian's ansible-core, which the te
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 HAPROXY_DIR = REPO_ROOT / "haproxy"
 TEMPLATE_NAME = "haproxy.cfg.j2"
+ERRORFILE_TEMPLATE_NAME = "errorfile.http.j2"
 DEFAULTS_PATH = HAPROXY_DIR / "defaults.yml"
 
 
@@ -35,13 +38,35 @@ def variables(overrides=None):
     return values
 
 
-def render(overrides=None):
-    """The configuration text for defaults updated with overrides."""
+def _environment():
     # Ansible's template module: trim_blocks on, lstrip_blocks off, undefined variables an error.
-    environment = jinja2.Environment(
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(HAPROXY_DIR)), trim_blocks=True,
         lstrip_blocks=False, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-    return environment.get_template(TEMPLATE_NAME).render(**variables(overrides))
+
+
+def render(overrides=None):
+    """The configuration text for defaults updated with overrides."""
+    return _environment().get_template(TEMPLATE_NAME).render(**variables(overrides))
+
+
+def render_errorfile(status, overrides=None):
+    """The errorfile text of one status of tandem_lb_error_messages."""
+    return _environment().get_template(ERRORFILE_TEMPLATE_NAME).render(
+        **variables(overrides), tandem_lb_error_status=status)
+
+
+def render_errorfiles(overrides=None):
+    """Writes one <status>.http per status of tandem_lb_error_messages into
+    tandem_lb_errorfiles_dir (created if missing); returns {status: path}."""
+    values = variables(overrides)
+    directory = pathlib.Path(values["tandem_lb_errorfiles_dir"])
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for status in values["tandem_lb_error_messages"]:
+        paths[status] = directory / f"{status}.http"
+        paths[status].write_text(render_errorfile(status, overrides))
+    return paths
 
 
 def validate(path):

@@ -9,6 +9,10 @@ failure rates, per-second windows and distributions from what actually happened.
 - Client + run_clients(...):  browser-like clients, each with its own cookie jar, each sending a
                               sequence of requests one after the other, all clients at once
 - Rounds(clients, ...):       the same in rounds, in a thread, until stopped
+
+Clients connect from the address the kernel picks (127.0.0.1 towards 127.0.0.1) unless given a
+`source` address (any of 127.0.0.0/8 on loopback): HAProxy limits each source address on its own,
+so a test puts the client it watches on another address than the load it fends off.
 """
 
 import io
@@ -50,15 +54,41 @@ class Outcome:
         return json.loads(self.body)
 
 
-class Client:
-    """One HTTP client: its own libcurl handle and, with cookies=True, its own cookie jar."""
+def percentile(values, fraction):
+    """The nearest-rank percentile (fraction 0.99: p99) of values; None when there are none."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    rank = max(1, -(-len(ordered) * fraction // 1))  # ceil(n * fraction), at least 1
+    return ordered[int(rank) - 1]
 
-    def __init__(self, name="", cookies=True, timeout=DEFAULT_TIMEOUT):
+
+def latencies(outcomes):
+    """Seconds from sending to the whole answer, of each outcome."""
+    return [outcome.finished - outcome.started for outcome in outcomes]
+
+
+class Client:
+    """One HTTP client: its own libcurl handle and, with cookies=True, its own cookie jar.
+
+    source: the local address its connections come from (None: the kernel's choice).
+    fresh_connections: every request on a new connection, closed after it (a new visitor each
+    time), instead of one kept alive and reused."""
+
+    def __init__(self, name="", cookies=True, timeout=DEFAULT_TIMEOUT, source=None,
+                 fresh_connections=False):
         self.name = name
         self.timeout = timeout
+        self.source = source
         self.curl = pycurl.Curl()
         if cookies:
             self.curl.setopt(pycurl.COOKIEFILE, "")  # An empty name enables the in-memory jar.
+        if source:
+            # "host!": an address, never taken for an interface name.
+            self.curl.setopt(pycurl.INTERFACE, f"host!{source}")
+        if fresh_connections:
+            self.curl.setopt(pycurl.FRESH_CONNECT, 1)
+            self.curl.setopt(pycurl.FORBID_REUSE, 1)
         self.outcomes = []
 
     def cookies(self):
@@ -168,13 +198,14 @@ class _Multi:
         self.multi.close()
 
 
-def parallel(requests, timeout=DEFAULT_TIMEOUT):
-    """Sends all requests at once, each from a fresh cookieless client; outcomes in order."""
+def parallel(requests, timeout=DEFAULT_TIMEOUT, source=None):
+    """Sends all requests at once, each from a fresh cookieless client (from the source address
+    when given); outcomes in order."""
     multi = _Multi()
     clients = []
     try:
         for request in requests:
-            client = Client(cookies=False, timeout=timeout)
+            client = Client(cookies=False, timeout=timeout, source=source)
             clients.append(client)
             multi.add(client, request)
         while multi.active:
@@ -211,11 +242,16 @@ class PacedLoad:
     Requests are started on schedule (start + i / rate) whether or not earlier ones finished; the
     connections are kept alive and reused, as a busy client population's would be. Each request
     is bounded by `timeout`, so the whole run ends by duration + timeout. The i-th request is
-    GET url, or request_for(i) when given (a Request: a mix of routes, say).
+    GET url, or request_for(i) when given (a Request: a mix of routes, say). Its clients connect
+    from `source` when given; with fresh_connections every request opens (and closes) its own
+    connection, as a stream of new visitors would.
     """
 
-    def __init__(self, url, rate, duration, timeout=DEFAULT_TIMEOUT, request_for=None):
+    def __init__(self, url, rate, duration, timeout=DEFAULT_TIMEOUT, request_for=None,
+                 source=None, fresh_connections=False):
         self.url = url
+        self.source = source
+        self.fresh_connections = fresh_connections
         self.request_for = request_for or (lambda number: Request("GET", url))
         self.rate = rate
         self.duration = duration
@@ -250,7 +286,9 @@ class PacedLoad:
                 now = time.monotonic()
                 while issued < count and self.start_time + issued / self.rate <= now:
                     if not idle:
-                        clients.append(Client(cookies=False, timeout=self.timeout))
+                        clients.append(Client(cookies=False, timeout=self.timeout,
+                                              source=self.source,
+                                              fresh_connections=self.fresh_connections))
                         idle.append(clients[-1])
                     client = idle.pop()
                     multi.add(client, self.request_for(issued),

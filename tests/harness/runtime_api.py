@@ -84,6 +84,25 @@ class RuntimeApi:
         if answer:
             raise RuntimeApiError(f"set server {backend}/{server} state {state}: {answer}")
 
+    def table(self, name):
+        """`show table <name>`: the stick-table's entries as a list of dicts, each with "key" and
+        its stored counters by name as HAProxy shows them ("conn_cur", "http_req_rate(10000)",
+        ...), values as text."""
+        text = self.command(f"show table {name}")
+        if not text.startswith("# table:"):
+            raise RuntimeApiError(f"unexpected answer to show table {name}: {text[:200]!r}")
+        entries = []
+        for line in text.splitlines()[1:]:
+            if ": key=" not in line:
+                continue
+            fields = line.split(": ", 1)[1].split()
+            entries.append(dict(field.split("=", 1) for field in fields if "=" in field))
+        return entries
+
+    def table_entry(self, name, key):
+        """The entry of `key` in stick-table `name` (see table()), or None."""
+        return next((entry for entry in self.table(name) if entry.get("key") == key), None)
+
     def worker_pid(self):
         """The pid of the HAProxy process answering (`show info` Pid), which a reload changes."""
         for line in self.command("show info").splitlines():
@@ -140,3 +159,35 @@ class StatusMonitor(Poller):
                 break
             current = status
         return current
+
+
+class SourceSampler(Poller):
+    """Polls, in a thread, how many connections HAProxy holds from one client address (its
+    stick-table entry's conn_cur, `key` as HAProxy shows it: "::ffff:127.0.0.1" in an IPv6 table)
+    and in all on a frontend (scur), to check a per-source limit while something floods it."""
+
+    def __init__(self, api, frontend, key, interval=0.1):
+        super().__init__(interval, name=f"source-{key}")
+        self.api = api
+        self.frontend = frontend
+        self.key = key
+        self.conn_cur = []  # samples of the address's open connections
+        self.frontend_cur = []  # samples of the frontend's
+        self.times = []  # when each sample was taken (time.monotonic())
+        self.errors = 0
+
+    def conn_cur_between(self, start, end):
+        """The address's samples taken between start and end (monotonic times)."""
+        return [value for when, value in zip(self.times, self.conn_cur) if start <= when <= end]
+
+    def sample(self):
+        try:
+            entry = self.api.table_entry(self.frontend, self.key)
+            rows = self.api.show_stat()
+        except (OSError, RuntimeApiError):
+            self.errors += 1
+            return
+        self.times.append(time.monotonic())
+        self.conn_cur.append(int(entry["conn_cur"]) if entry else 0)
+        self.frontend_cur.extend(int(row["scur"]) for row in rows
+                                 if row["pxname"] == self.frontend and row["svname"] == "FRONTEND")

@@ -48,7 +48,16 @@ START_TIMEOUT = 10.0
 OWN_VARIABLES = frozenset({
     "tandem_lb_bind_address", "tandem_lb_port", "tandem_lb_stats_bind",
     "tandem_lb_backend_servers", "tandem_lb_admin_socket", "tandem_lb_state_file",
-    "tandem_lb_chroot", "tandem_lb_user", "tandem_lb_group", "tandem_lb_log_targets"})
+    "tandem_lb_chroot", "tandem_lb_user", "tandem_lb_group", "tandem_lb_log_targets",
+    "tandem_lb_errorfiles_dir"})
+
+# Overrides for tests whose many simulated clients (hundreds of connections at once, dozens of
+# sessions, each answer that sets the session cookie counting as a new one) all come from
+# 127.0.0.1: HAProxy's per-source limits would rightly take them for one client, as they would a
+# crowd behind one NAT address. 0 switches each limit off. The limits themselves are tested by
+# tests/stack/test_abuse_*.py.
+ONE_ADDRESS_CROWD = {"tandem_lb_source_maxconn": 0, "tandem_lb_source_request_rate": 0,
+                     "tandem_lb_source_session_rate": 0}
 
 
 class StackError(RuntimeError):
@@ -149,6 +158,7 @@ class Stack:
         self.state_file = self.workdir / "server-state"
         self.config_path = self.workdir / "haproxy.cfg"
         self.haproxy_log = self.workdir / "haproxy.log"
+        self.errorfiles_dir = self.workdir / "errors"
         # What a local run changes from the deployment defaults, and nothing else.
         local = {
             "tandem_lb_bind_address": LOOPBACK,
@@ -161,6 +171,7 @@ class Stack:
             "tandem_lb_user": "",
             "tandem_lb_group": "",
             "tandem_lb_log_targets": ["stdout format raw local0"],
+            "tandem_lb_errorfiles_dir": str(self.errorfiles_dir),
             "tandem_lb_maxconn": _maxconn_within_fd_limit(
                 config.load_defaults()["tandem_lb_maxconn"]),
         }
@@ -179,9 +190,10 @@ class Stack:
         self.down()
 
     def up(self):
-        """Renders and validates the configuration, starts every instance and waits for its
-        /health, starts HAProxy and waits until it sees every server UP."""
+        """Renders the errorfiles and the configuration and validates it, starts every instance
+        and waits for its /health, starts HAProxy and waits until it sees every server UP."""
         try:
+            config.render_errorfiles(self.variables)
             self.config_path.write_text(config.render(self.variables))
             config.validate(self.config_path)
             if self.watchdog is not None:

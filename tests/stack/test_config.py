@@ -1,8 +1,10 @@
 """The HAProxy template: every variant renders and passes `haproxy -c`, the rendered file says
 what DESIGN.md's HAProxy contract asks, the check intervals meet "out within 2 s, back within
-3 s", and every variable is documented where the lead asked (template header, README, defaults).
+3 s", every errorfile is the JSON answer it should be, and every variable is documented where the
+lead asked (template header, README, defaults).
 """
 
+import json
 import re
 
 import pytest
@@ -38,6 +40,12 @@ VARIANTS = {
                              "tandem_lb_admin_socket": "/run/haproxy/tandem.sock"},
     "one syslog target": {"tandem_lb_log_targets": ["127.0.0.1:514 local0 info"]},
     "HAProxy's own thread count": {"tandem_lb_nbthread": 0},
+    "no per-source limit": {"tandem_lb_source_maxconn": 0, "tandem_lb_source_request_rate": 0,
+                            "tandem_lb_source_session_rate": 0},
+    "only the per-source connection limit": {"tandem_lb_source_request_rate": 0,
+                                             "tandem_lb_source_session_rate": 0},
+    "other rate period and table size": {"tandem_lb_source_rate_period": 60,
+                                         "tandem_lb_source_table_size": "1m"},
 }
 
 
@@ -50,8 +58,12 @@ def seconds(duration):
 
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_variant_passes_haproxy_check(name, tmp_path):
+    # haproxy -c loads the errorfiles: they are rendered as the role does, into a directory of
+    # the test's own.
+    variant = {**VARIANTS[name], "tandem_lb_errorfiles_dir": str(tmp_path / "errors")}
+    config.render_errorfiles(variant)
     path = tmp_path / "haproxy.cfg"
-    path.write_text(config.render(VARIANTS[name]))
+    path.write_text(config.render(variant))
     output = config.validate(path)
     # The only warning allowed: no state file yet, which is normal before the first reload.
     warnings = [line for line in output.splitlines() if "[WARNING]" in line
@@ -80,6 +92,7 @@ def test_defaults_render_the_design_contract():
         "http-reuse safe",
         "timeout http-request 5s",
         "timeout queue 5s",
+        "option http-buffer-request",
         "server-state-file /var/lib/haproxy/server-state",
         "load-server-state-from-file global",
         "server app-1 127.0.0.1:3001 cookie app-1 check",
@@ -88,9 +101,55 @@ def test_defaults_render_the_design_contract():
         "bind 127.0.0.1:8404",
         "http-request use-service prometheus-exporter if { path /metrics }",
         "stats uri /stats",
+        # Per-source limits and HAProxy's own answers.
+        "stick-table type ipv6 size 100k expire 20s "
+        "store conn_cur,http_req_rate(10s),gpc0_rate(10s)",
+        "tcp-request connection track-sc0 src,ipmask(32,64)",
+        "tcp-request connection reject if { sc0_conn_cur gt 100 }",
+        "http-request deny deny_status 429 if { sc0_http_req_rate gt 3000 }",
+        "http-request deny deny_status 429 if METH_POST { path /api/session } "
+        "{ sc0_gpc0_rate gt 100 }",
+        "http-response sc-inc-gpc0(0) if { res.cook(tandem_session) -m found }",
+        "errorfile 429 /etc/haproxy/errors/tandem/429.http",
+        "errorfile 503 /etc/haproxy/errors/tandem/503.http",
     ]
     missing = [line for line in expected if line not in text]
     assert not missing, f"not in the rendered defaults: {missing}"
+    # One way to answer errors: the errorfiles, never an http-error line beside them.
+    assert not [line for line in text.splitlines() if line.strip().startswith("http-error")]
+
+
+def test_no_per_source_limit_renders_no_tracking():
+    text = config.render({"tandem_lb_source_maxconn": 0, "tandem_lb_source_request_rate": 0,
+                          "tandem_lb_source_session_rate": 0})
+    assert "stick-table" not in text and "track-sc0" not in text and "sc0_" not in text
+    assert "deny_status 429" not in text and "sc-inc-gpc0" not in text
+
+
+def parse_errorfile(text):
+    head, _, body = text.partition("\n\n")
+    lines = head.split("\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return lines[0], headers, body
+
+
+@pytest.mark.parametrize("status", sorted(config.load_defaults()["tandem_lb_error_messages"]))
+def test_every_errorfile_is_a_json_answer(status):
+    values = config.load_defaults()
+    text = config.render_errorfile(status)
+    status_line, headers, body = parse_errorfile(text)
+    assert re.fullmatch(rf"HTTP/1\.1 {status} [A-Z][A-Za-z -]+", status_line), status_line
+    assert headers["Content-Type"] == "application/json"
+    assert headers["Cache-Control"] == "no-cache"
+    assert int(headers["Content-Length"]) == len(body.encode()), "Content-Length is not the body's"
+    assert body.isascii()
+    assert json.loads(body) == {"error": values["tandem_lb_error_messages"][status]}
+    if status == 429:
+        assert headers["Retry-After"] == str(values["tandem_lb_source_rate_period"])
+    elif status == 503:
+        assert headers["Retry-After"] == str(values["tandem_lb_unavailable_retry_after"])
+    else:
+        assert "Retry-After" not in headers
 
 
 def test_check_intervals_meet_the_out_and_back_times():
@@ -110,12 +169,24 @@ def test_check_intervals_meet_the_out_and_back_times():
     assert grace > out and grace > fall * inter
 
 
+def test_a_new_connection_gets_less_time_than_an_idle_keep_alive_one():
+    """HAProxy 2.6 gives a connection that has not sent its first request timeout http-request
+    from the accept (tests/stack/test_abuse_connections.py measures it): that must be the shorter
+    one, so idle new connections cannot hold slots longer than served clients."""
+    values = config.load_defaults()
+    assert seconds(values["tandem_lb_timeout_http_request"]) < seconds(
+        values["tandem_lb_timeout_http_keep_alive"])
+
+
 def test_every_variable_is_documented_and_defaulted():
     defaults = set(config.load_defaults())
     template = (config.HAPROXY_DIR / config.TEMPLATE_NAME).read_text()
     header, body = template.split("#}", 1)
     readme = (config.HAPROXY_DIR / "README.md").read_text()
-    used = set(re.findall(r"\btandem_lb_\w+", body))
+    # The errorfile template reads the same variables (and its loop variable, set by its caller).
+    errorfile = (config.HAPROXY_DIR / config.ERRORFILE_TEMPLATE_NAME).read_text()
+    errorfile_body = errorfile.split("#}", 1)[1]
+    used = set(re.findall(r"\btandem_lb_\w+", body + errorfile_body)) - {"tandem_lb_error_status"}
     assert used - defaults == set(), "used in the template without a default"
     assert defaults - used == set(), "defaulted but unused"
     assert {v for v in defaults if v not in header} == set(), "missing from the template header"

@@ -3,6 +3,7 @@
 import resource
 
 from tests.harness import load
+from tests.harness.stack import ONE_ADDRESS_CROWD
 
 REQUESTS = 1000
 # Spec: each instance gets 50 % +- 5 %, and the chi-square statistic (1 degree of freedom,
@@ -24,7 +25,7 @@ def chi_square(counts, total):
 
 
 def test_parallel_cookieless_requests_split_evenly(make_stack, report):
-    stack = make_stack(instances=2)
+    stack = make_stack(instances=2, overrides=ONE_ADDRESS_CROWD)
     raise_descriptor_limit(REQUESTS + 256)  # One connection per request, all open at once.
     outcomes = load.parallel([load.Request("GET", stack.url("/api/whoami"))] * REQUESTS)
 

@@ -3,6 +3,7 @@
 import json
 
 from tests.harness import load
+from tests.harness.stack import ONE_ADDRESS_CROWD
 
 NEW_CLIENTS = 100
 STICKY_CLIENTS = 10
@@ -46,7 +47,7 @@ def sticky_clients_on(stack, instance_id, count):
 
 
 def test_drain_ready_and_maint(make_stack, report):
-    stack = make_stack(instances=2)
+    stack = make_stack(instances=2, overrides=ONE_ADDRESS_CROWD)
     api, backend = stack.api, stack.backend
     url = stack.url("/api/session")
     sticky = sticky_clients_on(stack, "app-1", STICKY_CLIENTS)
@@ -86,7 +87,7 @@ def test_drain_ready_and_maint(make_stack, report):
 
 
 def test_drain_and_maint_survive_a_reload(make_stack, report):
-    stack = make_stack(instances=2)
+    stack = make_stack(instances=2, overrides=ONE_ADDRESS_CROWD)
     api, backend = stack.api, stack.backend
     api.set_server_state(backend, "app-1", "drain")
     api.set_server_state(backend, "app-2", "maint")

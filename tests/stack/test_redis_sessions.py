@@ -19,6 +19,7 @@ from tests.harness import load
 from tests.harness.poller import Poller
 from tests.harness.redis import RedisServer, check_sessions
 from tests.harness.runtime_api import StatusMonitor
+from tests.harness.stack import ONE_ADDRESS_CROWD
 
 # Scenario 1.
 CLIENTS = 50
@@ -113,7 +114,7 @@ def test_sessions_survive_the_death_of_their_instance(make_redis, make_stack, re
     a living instance and sending it again cannot count twice; the test proves it, since every
     client must see exactly 1, 2, ..., 20."""
     redis = make_redis()
-    stack = make_stack(instances=2, session_store=redis.url)
+    stack = make_stack(instances=2, session_store=redis.url, overrides=ONE_ADDRESS_CROWD)
     cookie = stack.variables["tandem_lb_cookie_name"]
     url = stack.url("/api/session")
     clients = [load.Client(name=f"client-{n}") for n in range(CLIENTS)]
@@ -174,7 +175,7 @@ def test_kill_in_the_middle_of_requests_loses_no_session(make_redis, make_stack,
     the POST again ("Connection died, retrying a fresh connect") to app-2, and that request is
     counted twice. At most one per client: each has one request in flight. Reported, bounded."""
     redis = make_redis()
-    stack = make_stack(instances=2, session_store=redis.url)
+    stack = make_stack(instances=2, session_store=redis.url, overrides=ONE_ADDRESS_CROWD)
     url = stack.url("/api/session")
     clients = [load.Client(name=f"client-{n}") for n in range(CLIENTS)]
     try:
@@ -217,7 +218,7 @@ def test_concurrent_increments_on_one_session_are_exact(make_redis, make_stack, 
     other 999 naming it by X-Session-Id, without cookies), so that HAProxy's round robin splits
     them over both instances; every count from 1 to 1,000 is answered once."""
     redis = make_redis()
-    stack = make_stack(instances=2, session_store=redis.url)
+    stack = make_stack(instances=2, session_store=redis.url, overrides=ONE_ADDRESS_CROWD)
     first = load.parallel([session_post(stack.url("/api/session"), "concurrent", 1)])[0]
     assert first.ok, first
     session_id = first.json()["sessionId"]
@@ -295,7 +296,7 @@ def test_redis_outage_fails_only_session_requests(make_redis, make_stack, report
     SESSIONS sessions (made first, then named by X-Session-Id, cookieless: each session's POSTs
     land on both instances); Redis goes away 5 s into the run, for 5 s."""
     redis = make_redis(**OUTAGES[outage])
-    stack = make_stack(instances=2, session_store=redis.url)
+    stack = make_stack(instances=2, session_store=redis.url, overrides=ONE_ADDRESS_CROWD)
     whoami, session_url = stack.url("/api/whoami"), stack.url("/api/session")
     made = load.parallel([session_post(session_url, "outage", 0) for _ in range(SESSIONS)])
     assert all(o.ok for o in made), made
@@ -444,7 +445,7 @@ def test_rolling_restart_loses_no_session(make_redis, make_stack, report):
     HAProxy while sticky clients send POST /api/session (100 requests/s in all). The same
     procedure under Ansible, in a real systemd: tests/system/test_redis_rolling_restart.py."""
     redis = make_redis()
-    stack = make_stack(instances=2, session_store=redis.url)
+    stack = make_stack(instances=2, session_store=redis.url, overrides=ONE_ADDRESS_CROWD)
     url = stack.url("/api/session")
     clients = [load.Client(name=f"sticky-{n}") for n in range(ROLL_CLIENTS)]
     try:

@@ -3,6 +3,7 @@
 import json
 
 from tests.harness import load
+from tests.harness.stack import ONE_ADDRESS_CROWD
 
 CLIENTS = 50
 REQUESTS_PER_CLIENT = 20
@@ -17,7 +18,7 @@ def session_request(url):
 
 
 def test_clients_stay_on_one_instance(make_stack, report):
-    stack = make_stack(instances=2)
+    stack = make_stack(instances=2, overrides=ONE_ADDRESS_CROWD)
     cookie = stack.variables["tandem_lb_cookie_name"]
     clients = [load.Client(name=f"client-{n}") for n in range(CLIENTS)]
     try:

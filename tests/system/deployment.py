@@ -95,8 +95,9 @@ class System:
         return result.stdout + result.stderr
 
     def configure_haproxy(self):
-        """Renders the one template into the guest's /etc/haproxy/haproxy.cfg, checks it with
-        haproxy -c there, and unmasks haproxy.service (masked at boot)."""
+        """Renders the errorfiles (HAProxy's own JSON answers) and the one template into the
+        guest's /etc/haproxy, as the tandem_lb role does, checks the configuration with haproxy -c
+        there, and unmasks haproxy.service (masked at boot)."""
         hard_limit = int(self.guest.run(["sh", "-c", "ulimit -Hn"]).stdout.strip())
         overrides = {
             "tandem_lb_bind_address": LOOPBACK,
@@ -111,6 +112,10 @@ class System:
         self.backend = self.variables["tandem_lb_backend_name"]
         servers = {s["id"]: s["port"] for s in self.variables["tandem_lb_backend_servers"]}
         assert servers == INSTANCES, f"the template's default servers changed: {servers}"
+        errorfiles = self.variables["tandem_lb_errorfiles_dir"]
+        for status in self.variables["tandem_lb_error_messages"]:
+            self.guest.write(f"{errorfiles}/{status}.http",
+                             config.render_errorfile(status, self.variables))
         self.guest.write("/etc/haproxy/haproxy.cfg", config.render(self.variables))
         self.guest.run(["haproxy", "-c", "-f", "/etc/haproxy/haproxy.cfg"])
         self.guest.unmask("haproxy.service")

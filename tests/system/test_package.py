@@ -17,6 +17,7 @@ EXPECTED_FILES = {
     "./etc/tandem/3001.env",
     "./etc/tandem/3002.env",
     "./usr/share/tandem/haproxy/haproxy.cfg.j2",
+    "./usr/share/tandem/haproxy/errorfile.http.j2",
     "./usr/share/tandem/haproxy/defaults.yml",
     "./usr/share/tandem/haproxy/README.md",
     "./usr/share/tandem/README.md",
