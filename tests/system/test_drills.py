@@ -10,6 +10,7 @@ import re
 import time
 
 
+from tests.harness import raw_http
 from tests.harness.load import PacedLoad, Request, parallel
 from tests.harness.runtime_api import StatusMonitor, is_down, is_up
 from tests.system.deployment import INSTANCES, expected_version, fmt, status_lines
@@ -308,6 +309,58 @@ def test_watchdog_restarts_hung_instance(system, report):
     assert hung and all(o.ok for o in hung)
     assert all(o.instance == "app-1" or o.json()["pid"] == new_pid for o in hung)
     assert served_at is not None
+
+
+# --- 4b. a client that tries to stall an instance ------------------------------------------------
+
+ATTACK = "/api/load-test?iterations=100000000"
+
+
+def test_cpu_attack_does_not_restart_or_unseat_an_instance(system, report):
+    """The attack that used to cost a watchdog restart: 20 maximal CPU-bound requests pipelined
+    on one connection straight to app-1, then 12 at once through HAProxy aimed at app-1 with its
+    stickiness cookie, under 100 GET/s from another address. The work runs on each instance's
+    worker thread, so the loops keep pinging the watchdog and answering health checks."""
+    require_both_up(system)
+    guest = system.guest
+    units = {port: f"tandem@{port}.service" for port in INSTANCES.values()}
+    before = {port: guest.show(unit, "MainPID", "NRestarts") for port, unit in units.items()}
+    cookie = system.variables["tandem_lb_cookie_name"]
+    load = PacedLoad(system.url("/api/whoami"), rate=RATE, duration=20, source="127.0.0.2")
+    monitors = [StatusMonitor(system.api, system.backend, i) for i in INSTANCES]
+    with monitors[0], monitors[1]:
+        t0 = load.start()
+        sleep_until(t0 + 1)
+        attack_started = time.monotonic()
+        pipelined = raw_http.pipelined(INSTANCES["app-1"], ATTACK, 20)
+        aimed = parallel([Request("GET", system.url(ATTACK), headers=(f"Cookie: {cookie}=app-1",))
+                          for _ in range(12)], timeout=60)
+        attack_took = time.monotonic() - attack_started
+        outcomes = load.join()
+    after = {port: guest.show(unit, "MainPID", "NRestarts", "ActiveState")
+             for port, unit in units.items()}
+
+    total, failures, error_rate = summary(outcomes)
+    latencies = sorted(o.finished - o.started for o in outcomes)
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    statuses = {m.server: [status for _, status in m.changes] for m in monitors}
+    report(f"attack took {fmt(attack_took)}: pipelined to app-1 {sorted(set(pipelined))} "
+           f"({pipelined.count(200)} computed), aimed through HAProxy "
+           f"{sorted({o.status for o in aimed})} from {sorted({o.instance for o in aimed})}")
+    report(f"ordinary: {total} requests from 127.0.0.2, {len(failures)} failed, p99 "
+           f"{p99 * 1000:.1f} ms; HAProxy saw {statuses}; NRestarts "
+           + ", ".join(f"{p}: {before[p]['NRestarts']} -> {after[p]['NRestarts']}" for p in units))
+    describe_failures(report, failures, t0)
+
+    assert pipelined.count(200) >= 1 and set(pipelined) <= {200, 503}
+    assert {o.instance for o in aimed if o.ok} == {"app-1"}
+    assert total == RATE * 20 and not failures
+    assert p99 < 0.050
+    assert all(changes == ["UP"] for changes in statuses.values()), statuses
+    for port in units:
+        assert after[port]["NRestarts"] == before[port]["NRestarts"]
+        assert after[port]["MainPID"] == before[port]["MainPID"]
+        assert after[port]["ActiveState"] == "active"
 
 
 # --- 5. restart, and HAProxy reload -----------------------------------------------------------
