@@ -1,14 +1,8 @@
 #include "cpu_worker.hpp"
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <future>
 
 #include "log.hpp"
 
@@ -25,21 +19,7 @@ CpuWorker::CpuWorker(uv_loop_t* loop, std::size_t capacity, Log& log)
   // The worker only wakes the loop when a job is done: it must not keep a stopped loop running.
   uv_unref(reinterpret_cast<uv_handle_t*>(&async_));
 
-  std::promise<int> niced;
-  std::future<int> nice_result = niced.get_future();
-  thread_ = std::thread([this, &niced] {
-    // Only this thread: the loop thread keeps its priority. Lowering one's own priority needs no
-    // privilege.
-    errno = 0;
-    int result = setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kWorkerNice);
-    niced.set_value(result == 0 ? 0 : errno);
-    run();
-  });
-  if (int error = nice_result.get(); error != 0) {
-    // Not fatal: the work is still off the loop, it only competes with the loop on equal terms.
-    log_.warn("worker_priority_unchanged",
-              {{"nice", kWorkerNice}, {"error", std::strerror(error)}});
-  }
+  thread_ = std::thread([this] { run(); });
 }
 
 CpuWorker::~CpuWorker() {
