@@ -20,10 +20,15 @@
 
 namespace {
 
-struct Harness : tandem::RequestSink {
-  Harness() { uv_loop_init(&loop); }
-
+// The loop, initialised before the members that take it (members initialise in declaration order).
+struct Loop {
+  Loop() { uv_loop_init(&loop); }
   uv_loop_t loop;
+};
+
+struct Harness : tandem::RequestSink {
+  Loop loop_holder;
+  uv_loop_t& loop = loop_holder.loop;
   std::FILE* log_sink = std::fopen("/dev/null", "w");
   tandem::Log log{"fuzz", log_sink};
   tandem::Config config;
