@@ -460,6 +460,7 @@ def run_phases(args, server_bin):
         try:
             if need_alternative:
                 servers = [{"id": i.id, "host": "127.0.0.1", "port": i.port}
+                           | ({"agent_port": i.agent_port} if i.agent_port else {})
                            for i in main.instances.values()]
                 second = Stack(instances=0, extra_servers=servers,
                                overrides={**overrides, "tandem_lb_balance": alternative})

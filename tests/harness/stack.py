@@ -103,6 +103,7 @@ class Instance:
         self.log_path = log_path
         self.process = None
         self.exit_codes = []  # Of every run that ended, in order.
+        self.agent_port = None  # Its --agent-port, when the template's agent checks are on.
 
     def url(self, path="/"):
         return f"http://{LOOPBACK}:{self.port}{path}"
@@ -143,7 +144,10 @@ class Stack:
 
     def _configure(self, instances, lb_port, first_port, stats_port, overrides, extra_servers):
         self.workdir.mkdir(parents=True, exist_ok=True)
-        ports = iter(free_ports(instances + 2))
+        # With the template's agent checks on, each instance answers them on a port of its own.
+        agents = config.variables({k: v for k, v in (overrides or {}).items()
+                                   if k == "tandem_lb_agent_check"})["tandem_lb_agent_check"]
+        ports = iter(free_ports(instances * (2 if agents else 1) + 2))
         self.lb_port = lb_port or next(ports)
         self.stats_port = stats_port or next(ports)
         self.instances = {}
@@ -153,7 +157,11 @@ class Stack:
             self.instances[instance_id] = Instance(instance_id, port,
                                                    self.workdir / f"{instance_id}.log")
         servers = [{"id": i.id, "host": LOOPBACK, "port": i.port}
-                   for i in self.instances.values()] + list(extra_servers)
+                   for i in self.instances.values()]
+        if agents:
+            for server, instance in zip(servers, self.instances.values()):
+                instance.agent_port = server["agent_port"] = next(ports)
+        servers += list(extra_servers)
         self.admin_socket = self.workdir / "admin.sock"
         self.state_file = self.workdir / "server-state"
         self.config_path = self.workdir / "haproxy.cfg"
@@ -258,6 +266,8 @@ class Stack:
         argv = [self.server_bin, "--port", str(instance.port), "--bind", LOOPBACK,
                 "--id", instance.id, "--drain-grace", DRAIN_GRACE,
                 "--drain-timeout", DRAIN_TIMEOUT] + self.server_args
+        if instance.agent_port:
+            argv += ["--agent-port", str(instance.agent_port)]
         env = {**os.environ, **self.watchdog.env()} if self.watchdog is not None else None
         instance.process = Process(instance.id, argv, instance.log_path, env=env)
         if wait:
