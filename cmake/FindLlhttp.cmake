@@ -29,7 +29,7 @@ find_package_handle_standard_args(Llhttp
   REASON_FAILURE_MESSAGE "install Debian's node-llhttp package (packaging/install-deps.sh build)")
 
 if(Llhttp_FOUND AND NOT TARGET Llhttp::llhttp)
-  add_library(tandem_llhttp STATIC
+  add_library(tandem_llhttp OBJECT
               "${LLHTTP_SOURCE_DIR}/api.c" "${LLHTTP_SOURCE_DIR}/http.c"
               "${LLHTTP_SOURCE_DIR}/llhttp.c")
   target_include_directories(tandem_llhttp SYSTEM PUBLIC "${LLHTTP_INCLUDE_DIR}")

@@ -1,11 +1,13 @@
-# The Debian package, built by CPack from this build tree:
+# The Debian packages, built by CPack from this build tree:
 #   cpack -G DEB                    (in the build directory, after building)
 #   cmake --build build --target deb
-# writes tandem_<version>_amd64.deb, the version being project()'s (the one place it is set).
+# write tandem_<version>_amd64.deb (the server, its units, its settings, the HAProxy template)
+# and tandem-dev_<version>_amd64.deb (headers, libtandem.a and a CMake package, to build an
+# application on tandem), the version being project()'s (the one place it is set).
 #
-# Everything the package holds beyond the binary is installed in the component "deb", which is
-# EXCLUDE_FROM_ALL: a plain `cmake --install` installs tandem-server only and never writes into
-# /etc or /lib/systemd, whatever the prefix.
+# Everything the packages hold beyond the binary is installed in the components "deb" and "dev",
+# which are EXCLUDE_FROM_ALL: a plain `cmake --install` installs tandem-server only and never
+# writes into /etc or /lib/systemd, whatever the prefix.
 
 set(TANDEM_PACKAGE_MAINTAINER "tandem developers <tandem@example.org>"
     CACHE STRING "Maintainer field of the Debian package (Name <address>)")
@@ -83,31 +85,46 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_INSTALL_DEFAULT_DIRECTORY_PERMISSIONS
     OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
-# One package holding both components: the binary (installed without a component, hence
-# "Unspecified") and the "deb" files.
+# Two packages: "server" holds the binary (component "runtime") and the "deb" files; "dev" the
+# development files.
 set(CPACK_DEB_COMPONENT_INSTALL ON)
-set(CPACK_COMPONENTS_GROUPING ALL_COMPONENTS_IN_ONE)
-set(CPACK_COMPONENTS_ALL Unspecified deb)
+set(CPACK_COMPONENTS_GROUPING ONE_PER_GROUP)
+set(CPACK_COMPONENTS_ALL runtime deb dev)
+set(CPACK_COMPONENT_RUNTIME_GROUP server)
+set(CPACK_COMPONENT_DEB_GROUP server)
+set(CPACK_COMPONENT_DEV_GROUP dev)
+set(CPACK_DEBIAN_SERVER_PACKAGE_NAME tandem)
+set(CPACK_DEBIAN_DEV_PACKAGE_NAME tandem-dev)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
-set(CPACK_DEBIAN_PACKAGE_SECTION httpd)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+set(CPACK_DEBIAN_SERVER_PACKAGE_SECTION httpd)
+set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 # The synopsis is project()'s DESCRIPTION; this is the extended description under it.
-set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "tandem runs one web application as several single-threaded libuv
+set(CPACK_DEBIAN_SERVER_DESCRIPTION "tandem runs one web application as several single-threaded libuv
 instances (tandem-server), each a systemd unit tandem@<port> with
 sd_notify readiness, a watchdog and a drain on stop, behind HAProxy
 with health checks, retries and cookie stickiness.
 .
 This package holds the server, the hardened systemd units, the
 shipped instances' settings and the HAProxy configuration template.")
+set(CPACK_DEBIAN_DEV_DESCRIPTION "Build your own application on tandem: the headers of its public API
+(tandem/application.hpp), libtandem.a (HTTP/1.1, the instance's
+lifecycle, flags, metrics, systemd notifications, the drain) and a
+CMake package: find_package(tandem), target tandem::tandem. The
+application then runs under tandem's units and HAProxy template.")
 # Libraries from the binary (dpkg-shlibdeps), plus what the units and scripts need: systemd 248
 # for PrivateIPC= (the newest directive tandem@.service uses), deb-systemd-helper and
 # deb-systemd-invoke for the maintainer scripts, socat for the HAProxy state saving drop-in.
-set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "systemd (>= 248), init-system-helpers (>= 1.52), socat")
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "haproxy (>= 2.6)")
-set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
+set(CPACK_DEBIAN_SERVER_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_SERVER_PACKAGE_DEPENDS "systemd (>= 248), init-system-helpers (>= 1.52), socat")
+set(CPACK_DEBIAN_SERVER_PACKAGE_RECOMMENDS "haproxy (>= 2.6)")
+set(CPACK_DEBIAN_SERVER_PACKAGE_CONTROL_EXTRA
     "${tandem_pkg_source}/debian/postinst" "${tandem_pkg_source}/debian/prerm"
     "${tandem_pkg_source}/debian/postrm" "${tandem_pkg_build}/conffiles")
+# An application links libtandem.a with the libraries its headers and objects use, found through
+# pkg-config by the CMake package; it runs under the units of the server package.
+set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
+    "libuv1-dev (>= 1.44), libjsoncpp-dev, libsystemd-dev, pkg-config, cmake (>= 3.25), tandem (= ${PROJECT_VERSION})")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 include(CPack)
 
@@ -115,6 +132,6 @@ include(CPack)
 add_custom_target(deb
   COMMAND "${CMAKE_CPACK_COMMAND}" -G DEB --config "${CMAKE_BINARY_DIR}/CPackConfig.cmake"
   WORKING_DIRECTORY "${CMAKE_BINARY_DIR}"
-  DEPENDS tandem-server
+  DEPENDS tandem-server tandem
   COMMENT "Building the Debian package with CPack"
   VERBATIM)

@@ -12,11 +12,12 @@
 
 #include <uv.h>
 
-#include "app.hpp"
-#include "log.hpp"
-#include "memory_session_store.hpp"
-#include "request_parser.hpp"
-#include "response.hpp"
+#include "app/demo_app.hpp"
+#include "http/request_parser.hpp"
+#include "runtime/dispatcher.hpp"
+#include "runtime/metrics.hpp"
+#include "tandem/log.hpp"
+#include "tandem/response.hpp"
 
 namespace {
 
@@ -27,27 +28,32 @@ struct Loop {
 };
 
 struct Harness : tandem::RequestSink {
+  Harness() { app.install(router, services); }
+
   Loop loop_holder;
   uv_loop_t& loop = loop_holder.loop;
   std::FILE* log_sink = std::fopen("/dev/null", "w");
   tandem::Log log{"fuzz", log_sink};
-  tandem::Config config;
   tandem::Metrics metrics{"fuzz"};
-  tandem::MemorySessionStore sessions{{64, 64 * 1024}, std::chrono::seconds(60)};
   tandem::CpuWorker worker{&loop, 4, log};
-  tandem::ServerStatus status;
-  tandem::App app{config, metrics, sessions, worker, status};
+  std::string instance_id = "fuzz";
+  tandem::Router router;
+  tandem::Dispatcher dispatcher{router, metrics};
+  tandem::Services services{&loop, instance_id, log, worker, metrics};
+  tandem::DemoApp app{tandem::DemoSettings{"memory", 64, 64 * 1024, std::chrono::seconds(60)}};
   std::string out;
   bool pause = false;
 
   void on_request_started() override {}
-  std::size_t body_limit(const tandem::Request& head) override { return app.body_limit(head); }
+  std::size_t body_limit(const tandem::Request& head) override {
+    return dispatcher.body_limit(head);
+  }
   void on_expect_continue() override {}
   Next on_request(tandem::Request&& request) override {
     // The CPU-bound route would only make the fuzzer slow, not find anything.
     if (request.path() == "/api/load-test") request.target = "/api/load-test?iterations=10";
     int answers = 0;
-    app.handle(request, [&](tandem::Response response) {
+    dispatcher.handle(request, [&](tandem::Response response) {
       ++answers;
       tandem::append_response(out, response,
                               tandem::ResponseFrame{"fuzz", "date", true, false, false});

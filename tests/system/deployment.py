@@ -19,6 +19,7 @@ import pytest
 
 from tests.harness import config
 from tests.harness.runtime_api import RuntimeApi, RuntimeApiError
+from tests.harness.stack import ONE_ADDRESS_CROWD
 
 LOOPBACK = "127.0.0.1"
 # What the package ships (packaging/etc/tandem/*.env) and the template's default servers.
@@ -107,6 +108,10 @@ class System:
             # hard limit, which may be below what the default maxconn needs.
             "tandem_lb_maxconn": max(256, min(config.load_defaults()["tandem_lb_maxconn"],
                                               (hard_limit - 256) // 2)),
+            # The drills' load stands for many clients but comes from one address: while an
+            # instance hangs, the requests it holds take hundreds of connections at once, which
+            # the per-address limits would refuse (the stack tests prove those limits).
+            **ONE_ADDRESS_CROWD,
         }
         self.variables = config.variables(overrides)
         self.backend = self.variables["tandem_lb_backend_name"]

@@ -1,0 +1,290 @@
+#define BOOST_TEST_MODULE redis_session_store
+#include "app/sessions/redis_session_store.hpp"
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "tandem/log.hpp"
+
+using namespace std::chrono_literals;
+using tandem::RedisSessionStore;
+using tandem::SessionUpdate;
+
+namespace {
+
+uint16_t free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t length = sizeof address;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+bool port_open(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool open = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  close(fd);
+  return open;
+}
+
+// A real redis-server on a loopback port, stopped and reaped by the destructor.
+class RedisServer {
+ public:
+  explicit RedisServer(uint16_t port, std::string password = {}) : port_(port) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      std::string port_text = std::to_string(port);
+      std::freopen("/dev/null", "w", stdout);
+      if (password.empty()) {
+        execlp("redis-server", "redis-server", "--port", port_text.c_str(), "--bind", "127.0.0.1",
+               "--save", "", "--appendonly", "no", "--dir", "/tmp", nullptr);
+      } else {
+        execlp("redis-server", "redis-server", "--port", port_text.c_str(), "--bind", "127.0.0.1",
+               "--save", "", "--appendonly", "no", "--dir", "/tmp", "--requirepass",
+               password.c_str(), nullptr);
+      }
+      std::perror("redis-server (install Debian's redis-server)");
+      _exit(127);
+    }
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!port_open(port) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+    }
+    BOOST_TEST_REQUIRE(port_open(port), "redis-server did not start on port " << port);
+  }
+  ~RedisServer() { stop(); }
+  void stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGCONT);
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  void pause() { kill(pid_, SIGSTOP); }
+  void resume() { kill(pid_, SIGCONT); }
+
+ private:
+  uint16_t port_;
+  pid_t pid_ = -1;
+};
+
+// A loop with a store on it; the destructor closes the store and checks no handle is left.
+struct Fixture {
+  uv_loop_t loop;
+  std::FILE* log_file = std::getenv("TEST_LOG_STDERR") ? fdopen(dup(2), "w") : std::tmpfile();
+  tandem::Log log{"test", log_file};
+  uint16_t port = free_port();
+  std::unique_ptr<RedisSessionStore> store;
+
+  uv_timer_t alive;  // Stands in for the server's listener, which keeps a real loop alive.
+
+  Fixture() {
+    uv_loop_init(&loop);
+    uv_timer_init(&loop, &alive);
+    uv_timer_start(
+        &alive, [](uv_timer_t*) {}, 1000, 1000);
+  }
+  ~Fixture() {
+    uv_close(reinterpret_cast<uv_handle_t*>(&alive), nullptr);
+    if (store) store->close();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    store.reset();
+    BOOST_TEST(uv_loop_close(&loop) == 0);  // A leaked handle fails here.
+    std::fclose(log_file);
+  }
+
+  void make_store(std::string password = {}, std::chrono::seconds ttl = 60s) {
+    tandem::RedisEndpoint endpoint{"127.0.0.1", port, 3, {}, std::move(password)};
+    store = std::make_unique<RedisSessionStore>(&loop, endpoint, ttl, log);
+    store->start();
+  }
+
+  // Runs the loop until `done` or the deadline; returns whether `done` became true.
+  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 5000ms) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < deadline) uv_run(&loop, UV_RUN_NOWAIT);
+    return done();
+  }
+
+  SessionUpdate record_once(const std::string& id, bool create) {
+    std::optional<SessionUpdate> result;
+    store->record_request(id, "client", create, [&](SessionUpdate update) { result = update; });
+    BOOST_TEST_REQUIRE(run_until([&] { return result.has_value(); }));
+    return *result;
+  }
+
+  // As the application counts: against the session if Redis has it, else against a new one.
+  SessionUpdate record(const std::string& id) {
+    SessionUpdate update = record_once(id, false);
+    return update.ok && !update.found ? record_once(id, true) : update;
+  }
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(redis_store, Fixture)
+
+BOOST_AUTO_TEST_CASE(counts_requests_per_session) {
+  RedisServer redis(port);
+  make_store();
+  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }));
+  BOOST_TEST(record("a").request_count == 1);
+  BOOST_TEST(record("a").request_count == 2);
+  BOOST_TEST(record("b").request_count == 1);
+  BOOST_TEST(store->stats().created == 2u);
+  BOOST_TEST(store->kind() == "redis");
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_id_is_not_adopted) {
+  RedisServer redis(port);
+  make_store();
+  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }));
+  SessionUpdate unknown = record_once("attacker-chosen", false);
+  BOOST_TEST(unknown.ok);
+  BOOST_TEST(!unknown.found);
+  // Nothing was stored under it: asking again finds nothing again.
+  BOOST_TEST(!record_once("attacker-chosen", false).found);
+  BOOST_TEST(store->stats().rejected == 2u);
+  BOOST_TEST(store->stats().created == 0u);
+  BOOST_TEST(record_once("issued", true).request_count == 1);
+  BOOST_TEST(record_once("issued", false).request_count == 2);
+}
+
+BOOST_AUTO_TEST_CASE(concurrent_increments_from_two_stores_are_exact) {
+  RedisServer redis(port);
+  make_store();
+  tandem::RedisEndpoint endpoint{"127.0.0.1", port, 3, {}, {}};
+  RedisSessionStore second(&loop, endpoint, 60s, log);
+  second.start();
+  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok" && second.state() == "ok"; }));
+  int answered = 0;
+  int failed = 0;
+  for (int i = 0; i < 500; ++i) {
+    RedisSessionStore& target = i % 2 == 0 ? *store : second;
+    target.record_request("shared", "c", true, [&](SessionUpdate update) {
+      ++answered;
+      if (!update.ok) ++failed;
+    });
+  }
+  BOOST_TEST_REQUIRE(run_until([&] { return answered == 500; }));
+  BOOST_TEST(failed == 0);
+  BOOST_TEST(record("shared").request_count == 501);
+  second.close();
+  // One iteration runs its timers' close callbacks (the first store keeps the loop alive).
+  uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+BOOST_AUTO_TEST_CASE(unreachable_redis_fails_fast_then_recovers_without_restart) {
+  make_store();  // Nothing listens on the port yet.
+  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "unavailable"; }));
+  auto started = std::chrono::steady_clock::now();
+  SessionUpdate down = record("x");
+  BOOST_TEST(!down.ok);
+  BOOST_TEST(down.error.find("unreachable") != std::string::npos, down.error);
+  // The refusal itself is reported (the socket's error reaches hiredis), not a timeout of ours.
+  BOOST_TEST(down.error.find("refused") != std::string::npos, down.error);
+  BOOST_TEST((std::chrono::steady_clock::now() - started < 100ms));  // Refused at once, no wait.
+  BOOST_TEST(store->stats().errors >= 1u);
+
+  RedisServer redis(port);
+  // The backoff is capped at kMaxBackoff, so the store is back within that and a connect.
+  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }, 5000ms));
+  BOOST_TEST(record("x").ok);
+}
+
+BOOST_AUTO_TEST_CASE(a_hung_redis_times_out_instead_of_holding_requests) {
+  RedisServer redis(port);
+  make_store();
+  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }));
+  redis.pause();
+  auto started = std::chrono::steady_clock::now();
+  SessionUpdate stuck = record("y");
+  auto waited = std::chrono::steady_clock::now() - started;
+  BOOST_TEST(!stuck.ok);
+  BOOST_TEST(stuck.error.find("did not answer") != std::string::npos, stuck.error);
+  BOOST_TEST((waited >= RedisSessionStore::kCommandTimeout));
+  redis.resume();
+  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }, 5000ms));
+  BOOST_TEST(record("y").ok);
+}
+
+BOOST_AUTO_TEST_CASE(a_hung_redis_is_never_reported_ok) {
+  RedisServer redis(port);
+  redis.pause();  // The kernel still completes TCP connects for it.
+  make_store();
+  BOOST_TEST(!run_until([&] { return store->state() == "ok"; }, 1500ms));
+  BOOST_TEST(!record("h").ok);
+  redis.resume();
+  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }, 5000ms));
+  BOOST_TEST(record("h").ok);
+}
+
+BOOST_AUTO_TEST_CASE(waiting_requests_are_bounded) {
+  RedisServer redis(port);
+  make_store();
+  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }));
+  redis.pause();
+  int refused = 0;
+  int answered = 0;
+  for (std::size_t i = 0; i < RedisSessionStore::kMaxPending + 10; ++i) {
+    store->record_request("z", "c", true, [&](SessionUpdate update) {
+      ++answered;
+      if (!update.ok && update.error.find("too many") != std::string::npos) ++refused;
+    });
+  }
+  BOOST_TEST(refused == 10);  // The ten past the bound, at once.
+  BOOST_TEST_REQUIRE(
+      run_until([&] { return answered == static_cast<int>(RedisSessionStore::kMaxPending) + 10; }));
+  redis.resume();
+}
+
+BOOST_AUTO_TEST_CASE(password_is_sent_and_a_wrong_one_is_reported) {
+  RedisServer redis(port, "s3cret");
+  make_store("s3cret");
+  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }));
+  BOOST_TEST(record("p").ok);
+  store->close();
+  uv_run(&loop, UV_RUN_NOWAIT);
+
+  make_store("wrong");
+  // The store never becomes ready, and requests are refused with the reason instead of hanging.
+  BOOST_TEST(!run_until([&] { return store->state() == "ok"; }, 500ms));
+  SessionUpdate refused = record("p");
+  BOOST_TEST(!refused.ok);
+  BOOST_TEST((refused.error.find("WRONGPASS") != std::string::npos ||
+              refused.error.find("connecting") != std::string::npos),
+             refused.error);
+}
+
+BOOST_AUTO_TEST_CASE(closing_answers_waiting_requests) {
+  RedisServer redis(port);
+  make_store();
+  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }));
+  redis.pause();
+  std::optional<SessionUpdate> result;
+  store->record_request("w", "c", true, [&](SessionUpdate update) { result = update; });
+  store->close();
+  BOOST_TEST_REQUIRE(result.has_value());
+  BOOST_TEST(!result->ok);
+  redis.resume();
+}
+
+BOOST_AUTO_TEST_SUITE_END()
