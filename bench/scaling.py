@@ -46,7 +46,7 @@ PROG = "scaling"
 EXIT_BROKEN, EXIT_USAGE, EXIT_MISSING, EXIT_INTERRUPTED = 1, 2, 77, 130
 
 # Targets of the CPU-bound route (HAProxy + 2 instances against HAProxy + 1, same connections).
-RPS_RATIO_MIN = 1.85  # The seed asks 1.8; two cores make 2.0 the limit.
+RPS_RATIO_MIN = 1.85  # Two cores make 2.0 the limit; HAProxy and wrk take part of them.
 P99_RATIO_MAX = 0.60  # Half the queue per instance would give 0.5.
 # Other work on the machine (in CPUs) from which a phase is flagged as noisy.
 OTHERS_WARN_CPUS = 0.25
@@ -557,7 +557,7 @@ def verdict(ok, valid):
 
 
 def figures(phases, balance_of):
-    """The ratios and per-request costs the issue asks for; balance_of is meta["balance"]."""
+    """The ratios and per-request costs the report judges; balance_of is meta["balance"]."""
     out = {"cpu_bound": {}, "cheap": {}, "session": {}}
     one = find(phases, "load-test", "haproxy-1")
     for config, balance in (("haproxy-2", balance_of["deployed"]),

@@ -38,7 +38,7 @@ SERVER_BIN_CANDIDATES = ("build-release/server/tandem-server", "build/server/tan
                          "build-stack/server/tandem-server")
 # The drain grace given to instances: above the worst time HAProxy takes to mark a draining
 # instance DOWN with the template's checks (inter + (fall - 1) x fastinter = 1.25 s) and above
-# DESIGN.md's fall x inter (2 s); the same as tandem-server's default.
+# docs/design.md's fall x inter (2 s); the same as tandem-server's default.
 DRAIN_GRACE = "3s"
 # Bounds a drain that does not finish by itself (a connection that never closes).
 DRAIN_TIMEOUT = "6s"

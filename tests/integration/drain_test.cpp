@@ -1,4 +1,4 @@
-// The drain protocol of DESIGN.md under a steady stream of requests: SIGTERM turns /health to
+// The drain protocol of docs/design.md under a steady stream of requests: SIGTERM turns /health to
 // 503 at once, the grace keeps serving (with Connection: close), then the listener closes and
 // the process exits 0; in-flight work finishes; a second SIGTERM exits at once; logs are JSON.
 #define BOOST_TEST_MODULE drain
@@ -235,7 +235,7 @@ BOOST_AUTO_TEST_CASE(sigterm_under_load_drains_without_failing_a_request) {
   BOOST_TEST(status->code == 0, status->describe());
   BOOST_TEST(elapsed_ms(signalled) <= kTimeoutMs + 1000.0);
 
-  // Logs: JSON lines with the keys DESIGN.md names, and the drain is logged.
+  // Logs: JSON lines with the keys docs/design.md names, and the drain is logged.
   auto lines = server.stdout_lines();
   BOOST_TEST_MESSAGE("exited " << elapsed_ms(signalled) << " ms after SIGTERM; log:\n"
                                << join(lines, "\n"));

@@ -1,4 +1,4 @@
-// Every route of DESIGN.md's HTTP contract, through libcurl against the built tandem-server:
+// Every route of docs/design.md's HTTP contract, through libcurl against the built tandem-server:
 // status codes, the exact JSON shapes, the headers every response carries, sessions by cookie and
 // by header, both metrics formats, 404 and 405.
 #define BOOST_TEST_MODULE routes
@@ -390,7 +390,7 @@ BOOST_AUTO_TEST_CASE(session_rejects_invalid_json_and_wrong_types_with_400) {
 }
 
 BOOST_AUTO_TEST_CASE(session_takes_the_seed_clients_numbers_and_cookie_jar) {
-  // The seed's client sends clientId and requestNum as numbers and keeps cookies.
+  // A client that sends clientId and requestNum as numbers and keeps cookies.
   HttpClient browser{true};
   for (int i = 1; i <= 3; ++i) {
     HttpResponse response = browser.post(

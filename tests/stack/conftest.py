@@ -48,7 +48,7 @@ def make_stack(request, server_bin):
         codes = stack.down(remove_workdir=False)
         for name, code in codes.items():
             if name in stack.instances and code != 0:
-                unclean.append(f"{name} exited {code} on SIGTERM (DESIGN.md: a drain ends "
+                unclean.append(f"{name} exited {code} on SIGTERM (docs/design.md: a drain ends "
                                f"with 0); its log ends:\n{tail(stack.instances[name].log_path)}")
         stack.remove_workdir()
     # Every instance still running at the end must drain and exit 0: under the sanitizer build

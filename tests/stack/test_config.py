@@ -1,7 +1,7 @@
 """The HAProxy template: every variant renders and passes `haproxy -c`, the rendered file says
-what DESIGN.md's HAProxy contract asks, the check intervals meet "out within 2 s, back within
+what docs/design.md's HAProxy contract asks, the check intervals meet "out within 2 s, back within
 3 s", every errorfile is the JSON answer it should be, and every variable is documented where the
-lead asked (template header, README, defaults).
+belongs (template header, README, defaults).
 """
 
 import json
@@ -164,7 +164,7 @@ def test_check_intervals_meet_the_out_and_back_times():
     back = downinter + (rise - 1) * fastinter
     assert out <= OUT_WITHIN
     assert back <= BACK_WITHIN
-    # The harness's drain grace covers both the worst case and DESIGN.md's fall x inter.
+    # The harness's drain grace covers both the worst case and docs/design.md's fall x inter.
     grace = seconds(stack_module.DRAIN_GRACE)
     assert grace > out and grace > fall * inter
 

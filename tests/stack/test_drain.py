@@ -96,7 +96,7 @@ def test_drain_and_maint_survive_a_reload(make_stack, report):
     statuses = api.statuses(backend)
     report(f"after reload (worker {old_pid} -> {api.worker_pid()}): {statuses}")
     assert statuses == {"app-1": "DRAIN", "app-2": "MAINT"}
-    # Out of maint, app-2 is UP at once (DESIGN.md); it is healthy, so that is right here.
+    # Out of maint, app-2 is UP at once (docs/design.md); it is healthy, so that is right here.
     api.set_server_state(backend, "app-2", "ready")
     api.set_server_state(backend, "app-1", "ready")
     assert set(new_clients(stack, 10)) == {"app-1", "app-2"}

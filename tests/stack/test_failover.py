@@ -79,7 +79,7 @@ def test_failover_under_load(make_stack, report, sig):
     assert detection is not None and detection <= DETECTION_WITHIN
     assert recovery is not None and recovery <= RECOVERY_WITHIN
     if sig == signal.SIGTERM:
-        assert exit_code == 0, "DESIGN.md: a drained instance exits 0"
+        assert exit_code == 0, "docs/design.md: a drained instance exits 0"
 
 
 def _fmt(seconds):

@@ -108,7 +108,7 @@ def post_rounds(clients, url, rounds):
 
 
 def test_sessions_survive_the_death_of_their_instance(make_redis, make_stack, report):
-    """Issue scenario 1. app-1 is killed between the two halves and the second half starts once
+    """app-1 is killed between the two halves and the second half starts once
     it is dead, before HAProxy's checks notice (1.25 s): its clients' POSTs are redispatched on
     the refused connection. No POST was in flight at the kill, so one that fails never reached
     a living instance and sending it again cannot count twice; the test proves it, since every
@@ -168,7 +168,7 @@ def test_sessions_survive_the_death_of_their_instance(make_redis, make_stack, re
 
 
 def test_kill_in_the_middle_of_requests_loses_no_session(make_redis, make_stack, report):
-    """Beyond the issue: app-1 killed while its clients' POSTs are in flight. No session is lost
+    """app-1 killed while its clients' POSTs are in flight. No session is lost
     or reset and no answered increment is lost. But a POST app-1 had carried out (Redis counted
     it) and died before answering cannot be told from one it never received: HAProxy closes the
     client's keep-alive connection without an answer (it replays no POST), libcurl then sends
@@ -214,7 +214,7 @@ def test_kill_in_the_middle_of_requests_loses_no_session(make_redis, make_stack,
 
 
 def test_concurrent_increments_on_one_session_are_exact(make_redis, make_stack, report):
-    """Issue scenario 2: 1,000 POSTs of one session at once (the session made by the first, the
+    """1,000 POSTs of one session at once (the session made by the first, the
     other 999 naming it by X-Session-Id, without cookies), so that HAProxy's round robin splits
     them over both instances; every count from 1 to 1,000 is answered once."""
     redis = make_redis()
@@ -292,7 +292,7 @@ OUTAGES = {
 
 @pytest.mark.parametrize("outage", list(OUTAGES))
 def test_redis_outage_fails_only_session_requests(make_redis, make_stack, report, outage):
-    """Issue scenario 3: 100 requests/s, half of them GET /api/whoami, half POST /api/session of
+    """100 requests/s, half of them GET /api/whoami, half POST /api/session of
     SESSIONS sessions (made first, then named by X-Session-Id, cookieless: each session's POSTs
     land on both instances); Redis goes away 5 s into the run, for 5 s."""
     redis = make_redis(**OUTAGES[outage])
@@ -441,7 +441,7 @@ def roll_instance(stack, instance_id):
 
 
 def test_rolling_restart_loses_no_session(make_redis, make_stack, report):
-    """Issue scenario 4, on the harness's stack: both instances restarted one at a time through
+    """On the harness's stack: both instances restarted one at a time through
     HAProxy while sticky clients send POST /api/session (100 requests/s in all). The same
     procedure under Ansible, in a real systemd: tests/system/test_redis_rolling_restart.py."""
     redis = make_redis()

@@ -55,7 +55,7 @@ struct HttpResponse {
   std::string describe() const;
 };
 
-// Everything DESIGN.md requires of every response: Content-Type application/json (unless
+// Everything docs/design.md requires of every response: Content-Type application/json (unless
 // `json_body` is false, as for /metrics), X-Container-Id equal to `container`, a Date header in
 // HTTP date format near now, and a body that parses as JSON. Returns the violations, empty if
 // none.

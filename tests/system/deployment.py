@@ -28,10 +28,11 @@ ADMIN_SOCKET = "/run/haproxy/admin.sock"  # the template's default (tandem_lb_ad
 GUEST_DEB = "/var/tmp/tandem.deb"
 
 
-def package_path():
-    """The .deb under test: $TANDEM_DEB, else tandem_$TANDEM_VERSION_*.deb in $TANDEM_BUILD_DIR
-    (what CTest passes). Fails loudly when it is not there."""
-    explicit = os.environ.get("TANDEM_DEB")
+def package_path(name="tandem"):
+    """The .deb under test: for the server package $TANDEM_DEB if set, else
+    <name>_$TANDEM_VERSION_*.deb in $TANDEM_BUILD_DIR (what CTest passes); `name` tandem-dev for
+    the development package. Fails loudly when it is not there."""
+    explicit = os.environ.get("TANDEM_DEB") if name == "tandem" else None
     if explicit:
         path = pathlib.Path(explicit)
     else:
@@ -39,9 +40,9 @@ def package_path():
         version = os.environ.get("TANDEM_VERSION")
         if not build_dir or not version:
             pytest.fail("set TANDEM_DEB, or TANDEM_BUILD_DIR and TANDEM_VERSION (CTest does)")
-        matches = sorted(pathlib.Path(build_dir).glob(f"tandem_{version}_*.deb"))
+        matches = sorted(pathlib.Path(build_dir).glob(f"{name}_{version}_*.deb"))
         if len(matches) != 1:
-            pytest.fail(f"expected one tandem_{version}_*.deb in {build_dir}, found "
+            pytest.fail(f"expected one {name}_{version}_*.deb in {build_dir}, found "
                         f"{[m.name for m in matches]}: run `cpack -G DEB` there first")
         path = matches[0]
     if not path.is_file():

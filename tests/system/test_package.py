@@ -1,5 +1,5 @@
 """The Debian package as built by `cpack -G DEB`: lintian reports no error, and the package holds
-what the issue asks where it asks it. (Installing it and running it: test_drills.py.)"""
+what an installation needs where Debian expects it. (Installing it and running it: test_drills.py.)"""
 
 import shutil
 import subprocess

@@ -152,7 +152,7 @@ BOOST_AUTO_TEST_CASE(an_id_the_server_never_issued_is_not_adopted) {
 }
 
 BOOST_AUTO_TEST_CASE(session_takes_the_seed_clients_shapes) {
-  // The seed's client sends both fields as numbers.
+  // Clients may send both fields as numbers.
   Response numbers = call("POST", "/api/session", R"({"clientId":7,"requestNum":3})");
   BOOST_TEST(numbers.status == 200, numbers.body);
   Response strings = call("POST", "/api/session", R"({"clientId":"c7","requestNum":0})");
