@@ -14,7 +14,7 @@ from tests.harness import config
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = REPO_ROOT / "ansible"
-LB_DEFAULTS = ANSIBLE_DIR / "roles/tandem_lb/defaults/main.yml"
+LB_DEFAULTS = ANSIBLE_DIR / "roles/tandem_lb/defaults/main"
 APP_DEFAULTS = ANSIBLE_DIR / "roles/tandem_app/defaults/main.yml"
 # The tandem_lb role's own variables, beside the template's.
 LB_ROLE_ONLY = {"tandem_lb_packages", "tandem_lb_config_path"}
@@ -65,10 +65,13 @@ def test_playbooks_parse_with_both_inventories():
 
 
 def test_tandem_lb_defaults_are_haproxy_defaults():
-    """haproxy/defaults.yml is the source of truth; the role's defaults/main.yml carries the same
-    variables with the same values, plus its own two."""
+    """haproxy/defaults.yml is the one file of the template's defaults: the role reads it through
+    a link in defaults/main/, beside its own two variables."""
+    assert (LB_DEFAULTS / "haproxy.yml").resolve() == config.DEFAULTS_PATH.resolve()
     template_defaults = config.load_defaults()
-    role_defaults = load(LB_DEFAULTS)
+    role_defaults = {}
+    for part in sorted(LB_DEFAULTS.glob("*.yml")):
+        role_defaults.update(load(part))
     assert set(role_defaults) - set(template_defaults) == LB_ROLE_ONLY
     assert set(template_defaults) - set(role_defaults) == set()
     for name, value in template_defaults.items():
@@ -110,7 +113,8 @@ def test_the_role_renders_the_one_template_as_the_harness_does(tmp_path):
     playbook = tmp_path / "errorfiles.yml"
     playbook.write_text(yaml.safe_dump([{
         "name": "Render the errorfiles as the tandem_lb role does",
-        "hosts": "localhost", "gather_facts": False, "vars_files": [str(LB_DEFAULTS)],
+        "hosts": "localhost", "gather_facts": False,
+        "vars_files": [str(part) for part in sorted(LB_DEFAULTS.glob("*.yml"))],
         "tasks": [{"name": "Render them", "ansible.builtin.import_role": {
             "name": "tandem_lb", "tasks_from": "errorfiles"}}],
     }]))
@@ -128,7 +132,8 @@ def test_the_role_renders_the_one_template_as_the_harness_does(tmp_path):
     result = run(["ansible", "localhost", "-i", "localhost,", "-c", "local",
                   "-m", "ansible.builtin.template",
                   "-a", f"src={templates / 'haproxy.cfg.j2'} dest={dest}",
-                  "-e", f"@{LB_DEFAULTS}", "-e", json.dumps(overrides)])
+                  *[arg for part in sorted(LB_DEFAULTS.glob("*.yml")) for arg in ("-e", f"@{part}")],
+                  "-e", json.dumps(overrides)])
     assert result.returncode == 0, result.stdout
     assert dest.read_text() == config.render(overrides)
     config.validate(dest)

@@ -179,18 +179,29 @@ def test_a_new_connection_gets_less_time_than_an_idle_keep_alive_one():
 
 
 def test_every_variable_is_documented_and_defaulted():
+    """Each variable has a default in haproxy/defaults.yml and a comment there saying what it is
+    for (on the lines above it, alone or for its group), and the template uses it."""
     defaults = set(config.load_defaults())
     template = (config.HAPROXY_DIR / config.TEMPLATE_NAME).read_text()
-    header, body = template.split("#}", 1)
-    readme = (config.HAPROXY_DIR / "README.md").read_text()
+    body = template.split("#}", 1)[1]
     # The errorfile template reads the same variables (and its loop variable, set by its caller).
     errorfile = (config.HAPROXY_DIR / config.ERRORFILE_TEMPLATE_NAME).read_text()
     errorfile_body = errorfile.split("#}", 1)[1]
     used = set(re.findall(r"\btandem_lb_\w+", body + errorfile_body)) - {"tandem_lb_error_status"}
     assert used - defaults == set(), "used in the template without a default"
     assert defaults - used == set(), "defaulted but unused"
-    assert {v for v in defaults if v not in header} == set(), "missing from the template header"
-    assert {v for v in defaults if v not in readme} == set(), "missing from haproxy/README.md"
+    lines = config.DEFAULTS_PATH.read_text().splitlines()
+    undocumented = []
+    for number, line in enumerate(lines):
+        name = re.match(r"^(tandem_lb_\w+):", line)
+        if not name:
+            continue
+        above = number - 1
+        while above >= 0 and re.match(r"^(tandem_lb_\w+:|  )", lines[above]):
+            above -= 1  # The variables of a group share the comment above the first.
+        if above < 0 or not lines[above].startswith("# "):
+            undocumented.append(name.group(1))
+    assert undocumented == [], "no comment in haproxy/defaults.yml"
 
 
 def test_every_timeout_and_check_interval_has_a_comment():
