@@ -28,8 +28,9 @@ def test_the_example_builds_from_the_package_runs_under_the_unit_and_drains(syst
     # The headers the application may see are the installed ones, nothing of tandem's tree.
     installed = guest.run(["dpkg", "-L", "tandem-dev"]).stdout.split()
     assert "/usr/include/tandem/application.hpp" in installed
-    configure = guest.run(["cmake", "-S", str(EXAMPLE), "-B", BUILD], timeout=300)
-    found = [line for line in configure.stdout.splitlines() if "tandem" in line.lower()]
+    guest.run(["cmake", "-S", str(EXAMPLE), "-B", BUILD], timeout=300)
+    # Where find_package(tandem) found the library: the package's CMake files.
+    found = guest.run(["sed", "-n", "s/^tandem_DIR:PATH=//p", f"{BUILD}/CMakeCache.txt"]).stdout.strip()
     guest.run(["cmake", "--build", BUILD, "-j", "2"], timeout=600)
     own_tests = guest.run(["ctest", "--test-dir", BUILD, "--output-on-failure"], timeout=300)
     guest.run(["cmake", "--install", BUILD, "--prefix", "/usr/local"])
@@ -57,8 +58,9 @@ def test_the_example_builds_from_the_package_runs_under_the_unit_and_drains(syst
     failures = [o for o in outcomes if not o.ok]
     served = {i: sum(o.ok and o.instance == i for o in outcomes) for i in INSTANCES}
 
-    report(f"built against the installed tandem-dev: {found[:2]}; its own tests: "
-           f"{own_tests.stdout.strip().splitlines()[-1] if own_tests.stdout.strip() else '?'}")
+    summary = [line for line in own_tests.stdout.splitlines() if "tests passed" in line]
+    report(f"built against the installed tandem-dev (tandem_DIR {found}); its own tests: "
+           f"{summary}")
     report(f"under tandem@.service: /health versions {versions}; POST /api/notes "
            f"{sorted(o.status for o in posted)} from {sorted({o.instance for o in posted})}; "
            f"GET {sorted({o.instance for o in read})}")
@@ -66,6 +68,7 @@ def test_the_example_builds_from_the_package_runs_under_the_unit_and_drains(syst
            f"{len(outcomes)} requests, {len(failures)} failed, answered by {served}; unit "
            f"{after}; its events {events}")
 
+    assert found.startswith("/usr/lib/") and found.endswith("/cmake/tandem"), found
     assert "100% tests passed" in own_tests.stdout
     assert set(versions.values()) == {"1.0.0"}, "the instances are not the example application"
     assert all(o.status == 201 for o in posted)
