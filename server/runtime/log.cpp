@@ -1,11 +1,19 @@
 #include "tandem/log.hpp"
 
 #include <json/writer.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
+#include <unistd.h>
 
+#include <cctype>
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <memory>
 #include <sstream>
+#include <vector>
 
 namespace tandem {
 namespace {
@@ -59,12 +67,85 @@ std::string utc_timestamp() {
   return buffer;
 }
 
+// syslog's priorities, which journald filters on (journalctl -p warning).
+int priority(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return 7;
+    case LogLevel::kInfo:
+      return 6;
+    case LogLevel::kWarn:
+      return 4;
+    case LogLevel::kError:
+      return 3;
+  }
+  return 6;
+}
+
+// Whether `file` is the stream systemd connected to journald: JOURNAL_STREAM is "<dev>:<inode>"
+// of that stream (systemd.exec(5)); a process whose stdout was redirected keeps the variable but
+// not the stream. And whether journald's socket is there: sd_journal_send drops an entry without
+// an error when it is not, and the line must not be lost.
+bool is_journal_stream(std::FILE* file) {
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  if (stream == nullptr || file == nullptr) return false;
+  if (access("/run/systemd/journal/socket", F_OK) != 0) return false;
+  struct stat status {};
+  if (fstat(fileno(file), &status) != 0) return false;
+  unsigned long long device = 0;
+  unsigned long long inode = 0;
+  if (std::sscanf(stream, "%llu:%llu", &device, &inode) != 2) return false;
+  return status.st_dev == device && status.st_ino == inode;
+}
+
+// "request_id" -> "TANDEM_REQUEST_ID": journald's field names are upper-case letters, digits and
+// underscores.
+std::string field_name(std::string_view key) {
+  std::string name = "TANDEM_";
+  for (char c : key) {
+    name += std::isalnum(static_cast<unsigned char>(c))
+                ? static_cast<char>(std::toupper(static_cast<unsigned char>(c)))
+                : '_';
+  }
+  return name;
+}
+
 }  // namespace
 
-Log::Log(std::string instance, std::FILE* out) : instance_(std::move(instance)), out_(out) {}
+Log::Log(std::string instance, std::FILE* out)
+    : instance_(std::move(instance)), out_(out), journal_(is_journal_stream(out)) {}
+
+bool Log::send_to_journal(const std::string& line, LogLevel level, std::string_view event,
+                          Fields fields) const {
+  std::vector<std::string> parts;
+  parts.reserve(fields.size() + 5);
+  parts.push_back("MESSAGE=" + line);
+  parts.push_back("PRIORITY=" + std::to_string(priority(level)));
+  parts.push_back(std::string("SYSLOG_IDENTIFIER=") + program_invocation_short_name);
+  parts.push_back("TANDEM_INSTANCE=" + instance_);
+  parts.push_back("TANDEM_EVENT=" + std::string(event));
+  for (const auto& [key, value] : fields) {
+    if (key == nullptr) continue;
+    std::string text;
+    if (value.isString()) {
+      text = value.asString();
+    } else {
+      std::ostringstream json;
+      append_json(json, value);
+      text = json.str();
+    }
+    parts.push_back(field_name(key) + "=" + text);
+  }
+  std::vector<iovec> vector(parts.size());
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    vector[i] = iovec{parts[i].data(), parts[i].size()};
+  }
+  return sd_journal_sendv(vector.data(), static_cast<int>(vector.size())) >= 0;
+}
 
 void Log::write(LogLevel level, std::string_view event, Fields fields) {
   std::string line = render(level, event, fields);
+  if (journal_ && send_to_journal(line, level, event, fields)) return;
   line += '\n';
   // One fwrite per line keeps lines whole; a failed write to a closed stdout is not worth dying
   // for, so its result is ignored.

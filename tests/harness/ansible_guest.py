@@ -47,8 +47,9 @@ ANSIBLE_DIR = REPO_ROOT / "ansible"
 HOST = "tandem-local"  # the host of ansible/inventories/local
 SSH_PORT = 2222
 # What the local inventory's deployment listens on in the guest, that is on this machine: HAProxy's
-# public frontend (every address) and admin listener, and the two instances.
-DEPLOYMENT_PORTS = (80, 8404, 3001, 3002)
+# public frontend (every address) and admin listener, the two instances, and the monitoring
+# (Prometheus, Alertmanager, the node exporter).
+DEPLOYMENT_PORTS = (80, 8404, 3001, 3002, 9090, 9093, 9100)
 GUEST_SSH_DIR = "/etc/ssh/tandem-ansible"
 SSHD_UNIT = "tandem-ansible-sshd.service"
 REQUIRED_TOOLS = ("ssh", "ssh-keygen", "ansible-playbook")
@@ -152,9 +153,11 @@ class AnsibleGuest:
         if taken:
             held = "; ".join(f"{port} by {holder}" for port, holder in taken.items())
             raise ContainerError(f"ports the deployment needs on this machine are taken: {held}")
-        # A fresh server with HAProxy installed but not yet configured: the tandem_lb role
-        # configures and starts it.
-        self.guest.unmask("haproxy.service")
+        # A fresh server with HAProxy and the monitoring installed but not yet configured: the
+        # tandem_lb and tandem_monitoring roles configure and start them.
+        for unit in ("haproxy.service", "prometheus.service", "prometheus-alertmanager.service",
+                     "prometheus-node-exporter.service"):
+            self.guest.unmask(unit)
         self._start_sshd()
 
     def _start_sshd(self):
@@ -345,6 +348,10 @@ up: tandem is deployed in a systemd guest (a systemd-nspawn container sharing th
       HAProxy's public frontend (port {args.lb_port} on every address of this machine)
   http://127.0.0.1:8404/stats
       HAProxy's stats page (/metrics: Prometheus)
+  http://127.0.0.1:9090/consoles/tandem.html
+      the fleet's dashboard (Prometheus; alerts: http://127.0.0.1:9093, Alertmanager)
+  {ssh} journalctl -o cat -u haproxy -u 'tandem@*' --grep REQUEST_ID
+      one request's whole path, by the X-Request-ID it was answered with
   {ssh}
       a shell in the guest
   . {env_file} && cd ansible && ansible-playbook rolling-restart.yml

@@ -54,6 +54,8 @@ MASKED_UNITS = (
     "systemd-timesyncd.service", "e2scrub_reap.service", "systemd-pstore.service",
     "apt-daily.timer", "apt-daily-upgrade.timer", "man-db.timer", "dpkg-db-backup.timer",
     "e2scrub_all.timer", "fstrim.timer", "ssh.service", "ssh.socket",
+    # The monitoring's: the tandem_monitoring role configures and starts them where it is applied.
+    "prometheus.service", "prometheus-alertmanager.service", "prometheus-node-exporter.service",
 )
 CGROUP_PREFIX = "tandem-guest-"
 REQUIRED_TOOLS = ("systemd-nspawn", "systemd-id128", "nsenter", "mount", "umount", "setpriv")

@@ -10,11 +10,15 @@ removed at the end of the module, also when a test fails or the run is interrupt
 `report(line)`, sys.path and signal handling come from tests/conftest.py.
 """
 
+import pathlib
+
 import pytest
 
 from tests.harness.stack import free_ports
 from tests.harness.systemd_container import SystemdContainer
 from tests.system.deployment import INSTANCES, System, package_path, require_free
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -39,7 +43,9 @@ def system():
     deb = package_path()
     # Booting waits for any other guest on this machine to go (the guests' lock); only then are
     # the ports the package's instances will take checked, and HAProxy's chosen.
-    with SystemdContainer() as guest:
+    # The repository is shown in the guest at its own path (the guest's /tmp is its own, and CI's
+    # checkout may be there): test_example.py builds examples/notes from it.
+    with SystemdContainer(bind_ro=(REPO_ROOT,)) as guest:
         if guest.swept:
             print(f"removed stale guests of earlier runs: {guest.swept}")
         for port in INSTANCES.values():

@@ -3,7 +3,11 @@
 
 #include <json/reader.h>
 
+#include <sys/stat.h>
+
+#include <unistd.h>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <regex>
 #include <string>
@@ -127,6 +131,36 @@ BOOST_AUTO_TEST_CASE(write_prints_one_line_per_call) {
   BOOST_TEST(parse(lines[2])["error"].asString() == "multi\nline");
   BOOST_TEST(parse(lines[3])["level"].asString() == "debug");
   for (const auto& line : lines) BOOST_TEST(parse(line)["instance"].asString() == "app-2");
+}
+
+}  // namespace tandem
+
+namespace tandem {
+
+BOOST_AUTO_TEST_CASE(lines_go_to_the_journal_only_on_the_stream_systemd_connected_to_it) {
+  std::FILE* file = std::tmpfile();
+  struct stat status {};
+  BOOST_TEST_REQUIRE(fstat(fileno(file), &status) == 0);
+  const std::string mine = std::to_string(status.st_dev) + ":" + std::to_string(status.st_ino);
+  const bool journald = ::access("/run/systemd/journal/socket", F_OK) == 0;
+  ::unsetenv("JOURNAL_STREAM");
+  BOOST_TEST(!Log("a", file).to_journal());
+  ::setenv("JOURNAL_STREAM", "1:2", 1);  // Another stream: stdout was redirected.
+  BOOST_TEST(!Log("a", file).to_journal());
+  ::setenv("JOURNAL_STREAM", mine.c_str(), 1);
+  // The right stream, and the journal there to take the entries (not on a machine without
+  // journald, where the lines stay on the stream and nothing is lost).
+  Log log("a", file);
+  BOOST_TEST(log.to_journal() == journald);
+  if (!journald) {
+    log.info("event", {{"request_id", "abc"}});
+    std::rewind(file);
+    char buffer[512] = {};
+    std::size_t read = std::fread(buffer, 1, sizeof buffer - 1, file);
+    BOOST_TEST(std::string(buffer, read).find("\"request_id\":\"abc\"") != std::string::npos);
+  }
+  ::unsetenv("JOURNAL_STREAM");
+  std::fclose(file);
 }
 
 }  // namespace tandem

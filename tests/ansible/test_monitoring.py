@@ -1,0 +1,230 @@
+"""One view of the fleet, deployed by ansible/deploy.yml into a systemd guest with the local
+inventory (the tandem_monitoring role's Prometheus, rules, console page and Alertmanager, and the
+node exporter), with its intervals shortened for the test:
+
+- after 60 s of mixed load through :80, the recorded fleet request rate equals the sum over the
+  instances, and each instance's recorded share matches what the load generator counted from
+  X-Container-Id, within 2 %;
+- an instance stopped under load raises TandemInstanceDown, which Alertmanager delivers to a
+  webhook this test runs, and its resolution comes once the instance is back;
+- the console page renders in headless Chromium (the screenshot is kept in the build tree) and
+  every graph's query returns data, as does every panel of the Grafana dashboard;
+- a request id sent through :80 is found in the journal, HAProxy's line and the instance's, by the
+  one documented command, and the instance's by its journal field.
+"""
+
+import collections
+import http.server
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+from tests.harness.load import PacedLoad, Request, parallel
+from tests.system.deployment import fmt
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+PROMETHEUS = "http://127.0.0.1:9090"
+LB = "http://127.0.0.1:80"
+LOAD_RATE = 60
+LOAD_SECONDS = 60
+ALERT_BOUND = 60.0  # seconds from the stop to the notification: 30 s of "for", plus checks
+SHARE_TOLERANCE = 0.02
+# The one command (README, "Finding one request") that shows a request's whole path.
+FIND_REQUEST = ["journalctl", "--no-pager", "-o", "cat", "-u", "haproxy", "-u", "tandem@*",
+                "--grep"]
+
+
+class Webhook:
+    """Alertmanager's receiver for the test: records every notification POSTed to it."""
+
+    def __init__(self):
+        self.notifications = []  # (monotonic time, payload)
+        webhook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                webhook.notifications.append((time.monotonic(), json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def first(self, status, alertname, after):
+        for when, payload in self.notifications:
+            if when >= after and any(a["status"] == status and a["labels"].get("alertname") ==
+                                     alertname for a in payload["alerts"]):
+                return when
+        return None
+
+
+def query(expr, at=None):
+    params = {"query": expr}
+    if at is not None:
+        params["time"] = f"{at:.3f}"
+    url = f"{PROMETHEUS}/api/v1/query?{urllib.parse.urlencode(params)}"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        body = json.loads(answer.read())
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {timeout} s")
+        time.sleep(0.5)
+
+
+def mixed(number):
+    kind = number % 3
+    if kind == 0:
+        return Request("GET", f"{LB}/api/whoami")
+    if kind == 1:
+        return Request("POST", f"{LB}/api/session", b'{"clientId": 1, "requestNum": 1}',
+                       ("Content-Type: application/json",))
+    return Request("GET", f"{LB}/api/load-test?iterations=10000")
+
+
+def test_the_fleet_in_one_view(target, report):
+    with Webhook() as webhook:
+        extra_vars = {
+            "tandem_monitoring_scrape_interval": "1s",
+            "tandem_monitoring_evaluation_interval": "1s",
+            "tandem_monitoring_alert_group_wait": "1s",
+            "tandem_monitoring_alert_group_interval": "1s",
+            "tandem_monitoring_alert_webhook_url": webhook.url,
+        }
+        deployed = target.playbook("deploy.yml", extra_vars=extra_vars)
+        assert deployed.ok, deployed.tail()
+        guest = target.guest
+        wait_for(lambda: len(query('up{job="tandem"} == 1')) == 2, 30,
+                 "Prometheus scrapes both instances")
+
+        # --- 60 s of mixed load, counted by instance ---------------------------------------------
+        load = PacedLoad(f"{LB}/api/whoami", LOAD_RATE, LOAD_SECONDS, request_for=mixed)
+        load.start()
+        outcomes = load.join()
+        ended = time.time()
+        time.sleep(2.5)  # Two more scrapes and evaluations past the end of the load.
+        at = ended
+        failed = [o for o in outcomes if not o.ok]
+        counted = collections.Counter(o.instance for o in outcomes if o.ok)
+        recorded = float(query("tandem:http_requests_total:rate1m", at)[0]["value"][1])
+        summed = float(query('sum(rate(tandem_http_requests_total{route!~"/health|/metrics"}[1m]))',
+                             at)[0]["value"][1])
+        shares = {r["metric"]["instance_id"]: float(r["value"][1])
+                  for r in query("tandem:instance_share:ratio1m", at)}
+        counted_shares = {i: n / sum(counted.values()) for i, n in counted.items()}
+        report(f"{len(outcomes)} requests in {LOAD_SECONDS} s, {len(failed)} failed, counted by "
+               f"instance {dict(counted)}; recorded fleet rate {recorded:.2f}/s, sum over the "
+               f"instances {summed:.2f}/s; shares recorded {shares}, counted {counted_shares}")
+        assert not failed
+        assert abs(recorded - summed) <= SHARE_TOLERANCE * summed
+        assert abs(recorded - LOAD_RATE) <= 0.1 * LOAD_RATE
+        assert set(shares) == set(counted_shares)
+        for instance_id, share in shares.items():
+            assert abs(share - counted_shares[instance_id]) <= SHARE_TOLERANCE, instance_id
+
+        # --- the dashboard --------------------------------------------------------------------
+        screenshot = _screenshot(f"{PROMETHEUS}/consoles/tandem.html")
+        with urllib.request.urlopen(f"{PROMETHEUS}/consoles/tandem.html", timeout=10) as page:
+            html = page.read().decode()
+        graph_queries = [(double or single).replace("&#34;", '"').replace("&#39;", "'")
+                         for double, single in re.findall(r'data-expr=(?:"([^"]*)"|\'([^\']*)\')',
+                                                          html)]
+        empty = [q for q in graph_queries if not query(q)]
+        grafana = json.loads((REPO / "monitoring/grafana/tandem.json").read_text())
+        panel_queries = [t["expr"] for p in grafana["panels"] for t in p["targets"]]
+        empty_panels = [q for q in panel_queries if not query(q)]
+        report(f"console page: {len(graph_queries)} graphs, screenshot {screenshot} "
+               f"({screenshot.stat().st_size} bytes), graphs without data {empty}; Grafana: "
+               f"{len(panel_queries)} panels, without data {empty_panels}")
+        assert len(graph_queries) >= 7 and not empty
+        assert panel_queries and not empty_panels
+        assert screenshot.stat().st_size > 20_000
+
+        # --- one request, found in the journal -------------------------------------------------
+        answer = parallel([Request("GET", f"{LB}/api/whoami")])[0]
+        request_id = answer.headers["x-request-id"]
+        sent = time.monotonic()
+        lines = wait_for(lambda: _both_lines(guest, request_id), 5, "both log lines of the request")
+        found_after = time.monotonic() - sent
+        by_field = guest.run(["journalctl", "--no-pager", "-o", "cat",
+                              f"TANDEM_REQUEST_ID={request_id}"]).stdout.strip().splitlines()
+        report(f"request {request_id}: found after {fmt(found_after)} by `{' '.join(FIND_REQUEST)} "
+               f"<id>`: {lines}; by the field TANDEM_REQUEST_ID: {by_field}")
+        assert len(by_field) == 1 and answer.instance in by_field[0]
+
+        # --- an instance stopped under load: the alert, and its resolution ------------------------
+        load = PacedLoad(f"{LB}/api/whoami", 50, 80)
+        load.start()
+        time.sleep(2)
+        stopped = time.monotonic()
+        guest.systemctl("stop", "tandem@3001")
+        fired = wait_for(lambda: webhook.first("firing", "TandemInstanceDown", stopped), 90,
+                         "TandemInstanceDown reached the webhook")
+        started = time.monotonic()
+        guest.systemctl("start", "tandem@3001")
+        resolved = wait_for(lambda: webhook.first("resolved", "TandemInstanceDown", started), 60,
+                            "TandemInstanceDown's resolution reached the webhook")
+        outcomes = load.join()
+        report(f"tandem@3001 stopped: TandemInstanceDown delivered {fmt(fired - stopped)} later "
+               f"(bound {ALERT_BOUND:.0f} s: 30 s of 'for', the checks and the group wait); "
+               f"started again: resolved {fmt(resolved - started)} later; load meanwhile "
+               f"{len(outcomes)} requests, {sum(not o.ok for o in outcomes)} failed")
+        assert fired - stopped <= ALERT_BOUND
+        assert not [o for o in outcomes if not o.ok]
+
+
+def _both_lines(guest, request_id):
+    lines = guest.run(FIND_REQUEST + [request_id], check=False).stdout.strip().splitlines()
+    haproxy = [line for line in lines if not line.startswith("{")]
+    instance = [line for line in lines if line.startswith("{") and '"request"' in line]
+    return lines if haproxy and instance else None
+
+
+def _screenshot(url):
+    """The page in headless Chromium, its scripts given time to draw the graphs; the PNG is kept
+    beside the test's build output (TANDEM_BUILD_DIR) or in a temporary folder."""
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is not installed: packaging/install-deps.sh test installs it"
+    folder = pathlib.Path(os.environ.get("TANDEM_BUILD_DIR") or tempfile.mkdtemp())
+    path = folder / "tandem-console.png"
+    profile = tempfile.mkdtemp(prefix="tandem-chromium-")
+    try:
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                        "--no-first-run", "--disable-background-networking",
+                        "--disable-component-update", "--disable-sync",
+                        f"--user-data-dir={profile}", "--window-size=1400,2200",
+                        "--virtual-time-budget=8000", f"--screenshot={path}", url],
+                       check=True, timeout=120, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    return path
