@@ -18,6 +18,7 @@ From a shell (bench/server-vs-nginx.sh):
 """
 
 import os
+import platform
 import sys
 import time
 
@@ -149,9 +150,33 @@ def busy_cpus_now(seconds=1.0):
     return (machine_busy_ticks() - before) / CLK_TCK / seconds
 
 
+def machine_description():
+    """{"host", "cpus", "cpu_model", "memory", "kernel"}: what a benchmark report says the figures
+    were measured on."""
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            kib = int(f.readline().split()[1])
+            memory = f"{kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"host": platform.node(), "cpus": os.cpu_count(), "cpu_model": model,
+            "memory": memory, "kernel": platform.release()}
+
+
 def main(argv):
     """The shell's entry point (see the module's text); prints one value per call."""
-    usage = "usage: procstat.py cpu-ticks PID... | busy-ticks | rss-kib PID | fds PID | children PID"
+    usage = ("usage: procstat.py cpu-ticks PID... | busy-ticks | rss-kib PID | fds PID "
+             "| children PID")
     if not argv:
         print(usage, file=sys.stderr)
         return 2
