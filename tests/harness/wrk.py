@@ -103,6 +103,8 @@ def run(url, script, connections, seconds, log_path=None, **options):
         handle, name = tempfile.mkstemp(prefix="tandem-wrk-", suffix=".txt")
         os.close(handle)
         log_path = pathlib.Path(name)
+    else:
+        pathlib.Path(log_path).write_bytes(b"")  # This run's output only.
     try:
         process = Process("wrk", argv, log_path)
         try:
