@@ -82,12 +82,17 @@ def children_of(pid):
     return found
 
 
-def thread_count(pid):
-    """How many threads the process runs; 0 when it is gone."""
+def _entries(pid, folder):
+    """How many entries /proc/PID/<folder> lists; 0 when the process is gone."""
     try:
-        return len(os.listdir(f"/proc/{pid}/task"))
+        return len(os.listdir(f"/proc/{pid}/{folder}"))
     except OSError:
         return 0
+
+
+def thread_count(pid):
+    """How many threads the process runs; 0 when it is gone."""
+    return _entries(pid, "task")
 
 
 def status(pid):
@@ -114,10 +119,7 @@ def rss_bytes(pid):
 
 def fd_count(pid):
     """How many descriptors the process holds open; 0 when it is gone."""
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return 0
+    return _entries(pid, "fd")
 
 
 def cmdline(pid):
