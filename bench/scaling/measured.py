@@ -31,7 +31,7 @@ class BenchError(RuntimeError):
     """Something broke: the benchmark cannot go on."""
 
 
-# --- routes and configurations ------------------------------------------------------------
+# --- routes and configurations --------------------------------------------------------------
 
 
 class Route:

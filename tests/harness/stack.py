@@ -45,7 +45,7 @@ DRAIN_GRACE = "3s"
 DRAIN_TIMEOUT = "6s"
 START_TIMEOUT = 10.0
 # Template variables a local stack sets itself (Stack._configure): the addresses, ports, paths and
-# logging of a run on loopback. What a caller wants to vary (bench/scaling.py --set) is the rest.
+# logging of a run on loopback. What a caller wants to vary (bench/scaling.sh --set) is the rest.
 OWN_VARIABLES = frozenset({
     "tandem_lb_bind_address", "tandem_lb_port", "tandem_lb_stats_bind",
     "tandem_lb_backend_servers", "tandem_lb_admin_socket", "tandem_lb_state_file",
