@@ -99,7 +99,7 @@ if [ "$install_deps" = 1 ]; then
   "$repo/packaging/install-deps.sh" bench >&2 ||
     echo "$prog: packaging/install-deps.sh bench failed; checking for the tools anyway" >&2
 fi
-required=(wrk nginx python3 curl timeout awk)
+required=(wrk nginx python3 curl awk)
 [ "$pin" = 1 ] && required+=(taskset)
 [ -z "$server" ] && required+=(cmake)
 for tool in "${required[@]}"; do
@@ -154,7 +154,7 @@ ulimit -n "$hard_nofile" 2>/dev/null || true
 nofile=$(ulimit -n)
 
 pin_server=() pin_client=()
-if [ "$pin" = 1 ]; then pin_server=(taskset -c 0); pin_client=(taskset -c 1); fi
+if [ "$pin" = 1 ]; then pin_server=(taskset -c 0); pin_client=(--cpu 1); fi
 
 # Loopback ports that are free now, below the usual ephemeral range (so that no outgoing
 # connection of the idle client can sit on them).
@@ -181,31 +181,13 @@ print(" ".join(map(str, found)))
 PY
 }
 
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-fd_count() { local fds=(/proc/"$1"/fd/*); echo "${#fds[@]}"; }
+# What /proc says about a process, read by tests/harness/procstat.py: VmRSS in KiB, open
+# descriptors, the pids whose parent is PID (nginx's worker under its master).
+procstat() { python3 "$repo/tests/harness/procstat.py" "$@"; }
+rss_kib() { procstat rss-kib "$1"; }
+fd_count() { procstat fds "$1"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
-# utime + stime of the given processes, in clock ticks.
-cpu_ticks() {
-  local pid total=0
-  for pid in "$@"; do
-    [ -r "/proc/$pid/stat" ] || continue
-    # Fields 14 and 15 counted after the ")" that ends the command name, which may hold spaces.
-    total=$((total + $(sed 's/^.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }')))
-  done
-  echo "$total"
-}
-# Busy CPU time of the whole machine (user, nice, system, irq, softirq, steal), in clock ticks:
-# what is left after the server and wrk is other work that made the run noisy.
-machine_busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-# Pids whose parent is PID (nginx's worker under its master), from /proc alone.
-children_of() {
-  local f stat ppid
-  for f in /proc/[0-9]*/stat; do
-    read -r stat <"$f" 2>/dev/null || continue
-    read -r _ ppid _ <<<"${stat##*) }"
-    if [ "$ppid" = "$1" ]; then f=${f#/proc/}; echo "${f%/stat}"; fi
-  done
-}
+children_of() { procstat children "$1"; }
 
 # Waits until GET /api/whoami on PORT answers, while PID lives; shows LOG when it does not.
 wait_ready() {
@@ -333,29 +315,26 @@ EOF
 }
 
 # --- wrk ----------------------------------------------------------------------------------------
-# run_wrk NAME PORT SECONDS OUT PID...: one wrk run, its output and the servers' CPU time in OUT.
+# run_wrk NAME PORT SECONDS OUT PID...: one wrk run (tests/harness/wrk.py, bounded to SECONDS + 30),
+# its output in OUT followed by a SERVER-CPU line: the CPU time of the PIDs during the run and
+# the machine's busy time, from which wrk_report.py tells how noisy the run was.
 run_wrk() {
-  local name=$1 port=$2 seconds=$3 out=$4 before after busy_before busy_after rc=0
+  local name=$1 port=$2 seconds=$3 out=$4 rc=0 pid
   shift 4
-  before=$(cpu_ticks "$@")
-  busy_before=$(machine_busy_ticks)
+  local watch=()
+  for pid in "$@"; do watch+=(--watch "$pid"); done
   # In the background and waited for, so that an interrupt runs the trap at once: bash defers
-  # the trap while a foreground child runs, and drops it if that child (wrk) handles SIGINT.
-  timeout --kill-after=5 $((seconds + 30)) "${pin_client[@]}" wrk -t"$threads" -c"$connections" \
-    -d"${seconds}s" --latency -s "$here/wrk-json.lua" "http://127.0.0.1:$port/api/whoami" \
-    >"$out" 2>&1 &
+  # the trap while a foreground child runs.
+  python3 "$repo/tests/harness/wrk.py" --out "$out" --script "$here/wrk-json.lua" \
+    --threads "$threads" --connections "$connections" --seconds "$seconds" --latency \
+    "${pin_client[@]}" "${watch[@]}" "http://127.0.0.1:$port/api/whoami" &
   wrk_pid=$!
   wait "$wrk_pid" || rc=$?
   wrk_pid=""
-  after=$(cpu_ticks "$@")
-  busy_after=$(machine_busy_ticks)
   if [ "$rc" != 0 ]; then
     cat "$out" >&2
     die "wrk against $name failed (exit $rc)"
   fi
-  printf 'SERVER-CPU {"ticks":%d,"machine_busy_ticks":%d,"clk_tck":%d}\n' $((after - before)) \
-    $((busy_after - busy_before)) "$(getconf CLK_TCK)" >>"$out"
-  local pid
   for pid in "$@"; do
     kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) died during the wrk run"
   done

@@ -4,7 +4,7 @@
 --
 --   wrk -t1 -c16 -d10s --latency -s bench/wrk-load-test.lua http://127.0.0.1:3001 -- 350000
 --
--- N, after "--", is required: the runner (scaling.py) calibrates it so that one request costs
+-- N, after "--", is required: the runner (bench/scaling/) calibrates it so that one request costs
 -- about 1 ms of CPU on the machine at hand. Like wrk-whoami.lua, no per-request Lua: init() sets
 -- the path once and wrk formats the one request from it. done() comes from wrk-json.lua.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"

@@ -2,9 +2,9 @@
 """Reads the runs that server-vs-nginx.sh recorded and reports one run or the whole comparison.
 
 A run file holds wrk's output, including the `WRK-JSON {...}` line from wrk-json.lua, followed by
-a `SERVER-CPU {"ticks":T,"clk_tck":HZ}` line the runner appends: the CPU time the measured server's
-processes used during the run, read from /proc/PID/stat before and after, and the busy time of
-the whole machine from /proc/stat. wrk's own CPU time (`client_cpu_ticks`, whole run) shows
+a `SERVER-CPU {"ticks":T,"clk_tck":HZ}` line the runner (tests/harness/wrk.py) appends: the CPU
+time the measured server's processes used during the run, read from /proc/PID/stat before and
+after, and the busy time of the whole machine from /proc/stat. wrk's own CPU time (`client_cpu_ticks`, whole run) shows
 whether one wrk thread was the bottleneck; what is left of the machine's busy time ("others")
 shows how much other work made the run noisy.
 
@@ -15,13 +15,19 @@ shows how much other work made the run noisy.
       Medians of DIR/round-<i>-{tandem,nginx}.txt and the ratios against the targets.
       Exit 0 when every target is met, 3 when one is missed, 1 when a run is INVALID, 4 on a
       parse failure.
-Standard library only.
+Standard library only (with tests/harness/wrk.py, which reads the lines).
 """
 
 import argparse
 import json
+import pathlib
 import statistics
 import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from tests.harness import wrk  # noqa: E402  (the repository's, standard library only)
 
 RPS_RATIO_MIN = 1.0  # tandem-server's requests/s at least nginx's.
 P99_RATIO_MAX = 1.5  # tandem-server's p99 latency at most 1.5 times nginx's.
@@ -34,17 +40,12 @@ class ParseError(Exception):
 
 def load(path):
     """Returns the WRK-JSON object of a run file, with `server_cpu_s` added when recorded."""
-    run = None
-    cpu = None
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("WRK-JSON "):
-                    run = json.loads(line[len("WRK-JSON "):])
-                elif line.startswith("SERVER-CPU "):
-                    cpu = json.loads(line[len("SERVER-CPU "):])
-    except (OSError, ValueError) as exc:
+            found = wrk.json_lines(f.read())
+    except OSError as exc:
         raise ParseError(f"{path}: {exc}") from exc
+    run, cpu = found.get("WRK-JSON"), found.get("SERVER-CPU")
     if run is None:
         raise ParseError(f"{path}: no WRK-JSON line (did wrk run with -s wrk-json.lua?)")
     for key in ("requests", "rps", "errors", "latency_us", "bytes"):

@@ -39,8 +39,10 @@ if __package__ in (None, ""):
     sys.dont_write_bytecode = True
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
+from tests.harness import procstat  # noqa: E402
 from tests.harness.processes import raise_on_termination  # noqa: E402
 from tests.harness.systemd_container import ContainerError, SystemdContainer  # noqa: E402
+from tests.harness.waiting import wait_until  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = REPO_ROOT / "ansible"
@@ -192,17 +194,13 @@ RuntimeDirectoryPreserve=yes
 """)
         guest.systemctl("daemon-reload")
         guest.systemctl("start", SSHD_UNIT)
-        deadline = time.monotonic() + 20
-        while True:
-            result = subprocess.run(self.ssh_argv("true"), stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    timeout=20, check=False)
-            if result.returncode == 0:
-                return
-            if time.monotonic() > deadline:
-                raise ContainerError(f"ssh into the guest fails: {result.stdout.strip()}\n"
-                                     + guest.journal("-u", SSHD_UNIT, "-n", "20"))
-            time.sleep(0.2)
+        wait_until(lambda: subprocess.run(self.ssh_argv("true"), stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                          text=True, timeout=20, check=False),
+                   20, 0.2, "ssh into the guest", holds=lambda result: result.returncode == 0,
+                   error=lambda result: ContainerError(
+                       f"ssh into the guest fails: {result.stdout.strip()}\n"
+                       + guest.journal("-u", SSHD_UNIT, "-n", "20")))
 
     def close(self):
         """Closes Ansible's SSH connection master, powers the guest off, removes the folder."""
@@ -224,17 +222,12 @@ RuntimeDirectoryPreserve=yes
         """An SSH master still running on a control socket of ours (it exits by itself once the
         guest's sshd is gone; this is the belt to those braces)."""
         marker = str(self.workdir / "cp")
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                cmdline = pathlib.Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
+        for pid in procstat.pids():
+            cmdline = procstat.cmdline(pid) or b""
             # A master renames itself "ssh: <control path> [mux]".
             if cmdline.startswith(b"ssh") and marker.encode() in cmdline:
                 try:
-                    os.kill(int(entry), 9)
+                    os.kill(pid, 9)
                 except ProcessLookupError:
                     pass
 

@@ -25,6 +25,7 @@ import urllib.parse
 
 from .processes import Process, tail
 from .stack import LOOPBACK, StackError, free_ports
+from .waiting import wait_until
 
 START_TIMEOUT = 10.0
 
@@ -79,21 +80,22 @@ class RedisServer:
             argv += ["--requirepass", self.password]
         self.process = Process(f"redis-{self.port}", argv, self.log_path)
         self.paused = False
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def ping():
             if self.process.exited():
                 code = self._reap()
                 raise RedisError(f"redis-server exited with {code} during start-up:\n"
                                  + tail(self.log_path))
             try:
-                if self.command("PING") == "PONG":
-                    return self
-            except (OSError, RedisError):
-                pass
-            if time.monotonic() >= deadline:
-                raise RedisError(f"redis-server did not answer PING within {timeout} s:\n"
-                                 + tail(self.log_path))
-            time.sleep(0.02)
+                return self.command("PING")
+            except (OSError, RedisError) as error:  # Not listening yet.
+                return error
+
+        wait_until(ping, timeout, 0.02, "redis-server to answer PING",
+                   holds=lambda reply: reply == "PONG",
+                   error=lambda _: RedisError(f"redis-server did not answer PING within "
+                                              f"{timeout} s:\n" + tail(self.log_path)))
+        return self
 
     def stop(self, sig=signal.SIGTERM, timeout=5.0):
         """Stops redis-server and reaps it (SIGTERM: a clean shutdown that flushes the

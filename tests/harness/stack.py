@@ -30,6 +30,7 @@ import urllib.request
 from . import config
 from .processes import Process, raise_on_termination, tail
 from .runtime_api import RuntimeApi, RuntimeApiError
+from .waiting import wait_until
 from .watchdog import WatchdogMonitor
 
 LOOPBACK = "127.0.0.1"
@@ -44,7 +45,7 @@ DRAIN_GRACE = "3s"
 DRAIN_TIMEOUT = "6s"
 START_TIMEOUT = 10.0
 # Template variables a local stack sets itself (Stack._configure): the addresses, ports, paths and
-# logging of a run on loopback. What a caller wants to vary (bench/scaling.py --set) is the rest.
+# logging of a run on loopback. What a caller wants to vary (bench/scaling.sh --set) is the rest.
 OWN_VARIABLES = frozenset({
     "tandem_lb_bind_address", "tandem_lb_port", "tandem_lb_stats_bind",
     "tandem_lb_backend_servers", "tandem_lb_admin_socket", "tandem_lb_state_file",
@@ -300,21 +301,18 @@ class Stack:
 
     def wait_instance_healthy(self, instance_id, timeout=START_TIMEOUT):
         instance = self.instances[instance_id]
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def healthy():
             if instance.process is None or instance.process.exited():
                 raise StackError(f"{instance_id} exited during start-up:\n"
                                  + tail(instance.log_path))
-            try:
-                with urllib.request.urlopen(instance.url("/health"), timeout=1.0) as answer:
-                    if answer.status == 200:
-                        return
-            except (OSError, urllib.error.URLError):
-                pass
-            if time.monotonic() >= deadline:
-                raise StackError(f"{instance_id} did not answer /health within {timeout} s:\n"
-                                 + tail(instance.log_path))
-            time.sleep(0.05)
+            with urllib.request.urlopen(instance.url("/health"), timeout=1.0) as answer:
+                return answer.status
+
+        wait_until(healthy, timeout, 0.05, f"{instance_id} to answer /health",
+                   holds=lambda status: status == 200, ignore=(OSError, urllib.error.URLError),
+                   error=lambda _: StackError(f"{instance_id} did not answer /health within "
+                                              f"{timeout} s:\n" + tail(instance.log_path)))
 
     # --- HAProxy ---------------------------------------------------------------------------
 
@@ -331,36 +329,31 @@ class Stack:
         """Waits until HAProxy's checks have passed for every server (status UP, last check
         L7OK): HAProxy shows servers UP before their first check, so the status alone is not
         enough."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
+
+        def checks():
             if self.haproxy is None or self.haproxy.exited():
                 raise StackError("haproxy exited during start-up:\n" + tail(self.haproxy_log))
-            try:
-                rows = {row["svname"]: row for row in self.api.show_stat()
-                        if row["pxname"] == self.backend}
-                last = {server: (rows[server]["status"], rows[server]["check_status"])
-                        for server in self.server_ids() if server in rows}
-                if len(last) == len(self.server_ids()) and all(
-                        status == "UP" and check == "L7OK" for status, check in last.values()):
-                    return
-            except (OSError, RuntimeApiError):
-                pass
-            if time.monotonic() >= deadline:
-                raise StackError(f"HAProxy does not see every server UP within {timeout} s: "
-                                 f"{last}\n" + tail(self.haproxy_log))
-            time.sleep(0.05)
+            rows = {row["svname"]: row for row in self.api.show_stat()
+                    if row["pxname"] == self.backend}
+            return {server: (rows[server]["status"], rows[server]["check_status"])
+                    for server in self.server_ids() if server in rows}
+
+        def all_up(seen):
+            return len(seen) == len(self.server_ids()) and all(
+                status == "UP" and check == "L7OK" for status, check in seen.values())
+
+        wait_until(checks, timeout, 0.05, "every server UP in HAProxy", holds=all_up,
+                   ignore=(OSError, RuntimeApiError),
+                   error=lambda last: StackError(f"HAProxy does not see every server UP within "
+                                                 f"{timeout} s: {last}\n"
+                                                 + tail(self.haproxy_log)))
 
     def wait_status(self, server, predicate, timeout):
         """Waits until predicate(status of server) holds; returns the status."""
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self.api.server_status(self.backend, server)
-            if predicate(status):
-                return status
-            if time.monotonic() >= deadline:
-                raise StackError(f"{self.backend}/{server} is still {status} after {timeout} s")
-            time.sleep(0.05)
+        return wait_until(lambda: self.api.server_status(self.backend, server), timeout, 0.05,
+                          f"{self.backend}/{server} to change status", holds=predicate,
+                          error=lambda status: StackError(f"{self.backend}/{server} is still "
+                                                          f"{status} after {timeout} s"))
 
     def save_server_state(self):
         """Writes `show servers state` to the state file, as a reload must do first."""
@@ -376,17 +369,10 @@ class Stack:
         config.validate(self.config_path)
         old_pid = self.api.worker_pid()
         self.haproxy.send(signal.SIGUSR2)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if self.api.worker_pid() != old_pid:
-                    return
-            except (OSError, RuntimeApiError):
-                pass
-            if time.monotonic() >= deadline:
-                raise StackError(f"HAProxy did not reload within {timeout} s:\n"
-                                 + tail(self.haproxy_log))
-            time.sleep(0.05)
+        wait_until(self.api.worker_pid, timeout, 0.05, "a new HAProxy worker",
+                   holds=lambda pid: pid != old_pid, ignore=(OSError, RuntimeApiError),
+                   error=lambda _: StackError(f"HAProxy did not reload within {timeout} s:\n"
+                                              + tail(self.haproxy_log)))
 
     def describe(self):
         lines = [f"HAProxy         {self.url()}  (config {self.config_path})",

@@ -43,6 +43,9 @@ import subprocess
 import sys
 import time
 
+from . import procstat
+from .waiting import WaitTimeout, wait_until
+
 GUESTS_DIR = pathlib.Path("/var/tmp/tandem-guests")
 LOCK_PATH = pathlib.Path("/var/tmp/tandem-guests.lock")
 LOCK_TIMEOUT = 600.0
@@ -102,25 +105,15 @@ def check_host():
             raise ContainerError("the kernel has no overlay file system")
 
 
-def _start_time(pid):
-    """The process's start time in clock ticks (stat field 22): with the pid, it names one
-    process, whereas a pid alone may have been reused."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            return int(stat.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def _identity(pid):
-    return f"{pid} {_start_time(pid)}"
+    return f"{pid} {procstat.start_ticks(pid)}"
 
 
 def _alive(identity):
     """True if the process recorded as "<pid> <start time>" still runs."""
     try:
         pid, start = identity.split()
-        return str(_start_time(int(pid))) == start
+        return str(procstat.start_ticks(int(pid))) == start
     except ValueError:
         return False
 
@@ -128,17 +121,10 @@ def _alive(identity):
 def _namespace_init(parent):
     """The child of parent that is PID 1 of its own PID namespace (NSpid: <pid> 1): the guest's
     init, and not nspawn's short-lived helper children."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status", encoding="utf-8", errors="replace") as status:
-                fields = dict(line.split(":", 1) for line in status if ":" in line)
-        except OSError:
-            continue
-        if int(fields.get("PPid", "0").strip() or 0) == parent and \
-                fields.get("NSpid", "").split()[1:] == ["1"]:
-            return int(entry)
+    for pid in procstat.pids():
+        fields = procstat.status(pid)
+        if int(fields.get("PPid") or 0) == parent and fields.get("NSpid", "").split()[1:] == ["1"]:
+            return pid
     return None
 
 
@@ -238,8 +224,11 @@ def _remove(directory, wait=10.0):
             identity = (directory / name).read_text().strip()
         except OSError:
             continue
-        while _alive(identity) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        try:
+            wait_until(lambda: not _alive(identity), max(0.0, deadline - time.monotonic()),
+                       0.05, f"{name} to exit")
+        except WaitTimeout:
+            pass  # Killed below with its cgroup, or found still mounted.
     for parent in _cgroup_parents():
         _remove_cgroup(parent / f"{CGROUP_PREFIX}{directory.name}")
     for point in _mounts_under(directory):
@@ -258,22 +247,26 @@ def _lock(timeout=LOCK_TIMEOUT):
     """Takes the machine-wide guest lock (flock, released when the returned file is closed or
     this process dies); waits for the guest of another run to go, at most timeout seconds."""
     handle = open(LOCK_PATH, "a+", encoding="ascii")
-    deadline = time.monotonic() + timeout
     waiting = False
-    while True:
+
+    def take():
+        nonlocal waiting
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
+            return True
         except BlockingIOError:
-            if time.monotonic() > deadline:
-                handle.close()
-                raise ContainerError(f"another guest still holds {LOCK_PATH} after {timeout} s")
             if not waiting:
                 handle.seek(0)
                 print(f"waiting for {LOCK_PATH}, held by {handle.read().strip() or 'unknown'}",
                       file=sys.stderr, flush=True)
                 waiting = True
-            time.sleep(0.5)
+            return False
+
+    try:
+        wait_until(take, timeout, 0.5, f"the guest lock {LOCK_PATH}")
+    except WaitTimeout:
+        handle.close()
+        raise ContainerError(f"another guest still holds {LOCK_PATH} after {timeout} s") from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()}: {' '.join(sys.argv)[:200]}\n")
@@ -381,24 +374,28 @@ class SystemdContainer:
                 start_new_session=True)
         (self.directory / "nspawn.pid").write_text(_identity(self.nspawn.pid))
         deadline = time.monotonic() + BOOT_TIMEOUT
-        while self.init_pid is None:
+
+        def guest_init():
             self._check_nspawn()
-            self.init_pid = _namespace_init(self.nspawn.pid)
-            if self.init_pid is not None:
-                (self.directory / "init.pid").write_text(_identity(self.init_pid))
-            elif time.monotonic() > deadline:
-                raise ContainerError("systemd-nspawn started no guest init:\n" + self.console())
-            else:
-                time.sleep(0.05)
-        state = ""
-        while state not in ("running", "degraded"):
+            return _namespace_init(self.nspawn.pid)
+
+        self.init_pid = wait_until(
+            guest_init, BOOT_TIMEOUT, 0.05, "the guest's init",
+            error=lambda _: ContainerError("systemd-nspawn started no guest init:\n"
+                                           + self.console()))
+        (self.directory / "init.pid").write_text(_identity(self.init_pid))
+
+        def system_state():
             self._check_nspawn()
-            if time.monotonic() > deadline:
-                raise ContainerError(f"the guest is still '{state}' after {BOOT_TIMEOUT} s:\n"
-                                     + self.console())
-            time.sleep(0.1)
-            state = self.run(["systemctl", "is-system-running"], check=False,
-                             timeout=10).stdout.strip()
+            return self.run(["systemctl", "is-system-running"], check=False,
+                            timeout=10).stdout.strip()
+
+        # One deadline for both waits: the whole boot has BOOT_TIMEOUT.
+        state = wait_until(
+            system_state, max(0.0, deadline - time.monotonic()), 0.1, "the guest to boot",
+            holds=lambda state: state in ("running", "degraded"),
+            error=lambda state: ContainerError(f"the guest is still '{state}' after "
+                                               f"{BOOT_TIMEOUT} s:\n" + self.console()))
         self.state_at_boot = state
         return self
 

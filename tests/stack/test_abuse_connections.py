@@ -16,6 +16,7 @@ import pytest
 from tests.harness import load
 from tests.harness.processes import Process, tail
 from tests.harness.runtime_api import SourceSampler
+from tests.harness.waiting import wait_until
 from tests.harness.wrk_flood import wrk_flood
 
 FLOOD_SOURCE = "127.0.0.1"
@@ -34,15 +35,20 @@ RATE_SLACK = 1.2
 
 def wait_for_line(path, prefix, timeout, process):
     """The JSON after `prefix` on the first line of the log that starts with it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for line in path.read_text().splitlines():
-            if line.startswith(prefix + " "):
-                return json.loads(line.split(" ", 1)[1])
-        if process.exited() or time.monotonic() >= deadline:
+
+    def line():
+        for text in path.read_text().splitlines():
+            if text.startswith(prefix + " "):
+                return json.loads(text.split(" ", 1)[1])
+        if process.exited():
             raise AssertionError(f"no {prefix} line from {process.argv} within {timeout} s:\n"
                                  + tail(path))
-        time.sleep(0.05)
+        return None
+
+    return wait_until(line, timeout, 0.05, f"a {prefix} line",
+                      holds=lambda found: found is not None,
+                      error=lambda _: AssertionError(f"no {prefix} line from {process.argv} "
+                                                     f"within {timeout} s:\n" + tail(path)))
 
 
 def watched_client(stack, seconds=CLIENT_SECONDS):

@@ -6,7 +6,7 @@ byte bound, for sessions within the route's limits, is shown by the memory store
 
 import json
 
-from tests.harness import load
+from tests.harness import load, procstat
 
 OTHER_CLIENT = "127.0.0.2"
 RATE = 100
@@ -15,18 +15,10 @@ BATCH = 20  # big POSTs at once
 MAX_GROWTH = 16 * 1024 * 1024  # bytes of resident memory an instance may grow by
 
 
-def rss_bytes(pid):
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for {pid}")
-
-
 def test_big_session_bodies_are_refused_and_memory_stays_bounded(make_stack, report):
     stack = make_stack(instances=2)
     pids = {i.id: i.process.pid for i in stack.instances.values()}
-    before = {instance_id: rss_bytes(pid) for instance_id, pid in pids.items()}
+    before = {instance_id: procstat.rss_bytes(pid) for instance_id, pid in pids.items()}
     body = json.dumps({"clientId": "x" * 1_000_000, "requestNum": 1}).encode()
     url = stack.url("/api/session")
     big = [load.Request("POST", url, body, ("Content-Type: application/json",))]
@@ -37,7 +29,7 @@ def test_big_session_bodies_are_refused_and_memory_stays_bounded(make_stack, rep
     for _ in range(BIG_POSTS // BATCH):
         answers += load.parallel(big * BATCH, timeout=30)
     outcomes = paced.join()
-    after = {instance_id: rss_bytes(pid) for instance_id, pid in pids.items()}
+    after = {instance_id: procstat.rss_bytes(pid) for instance_id, pid in pids.items()}
 
     statuses = sorted({a.status for a in answers})
     answered = [a for a in answers if a.status]

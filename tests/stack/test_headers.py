@@ -7,13 +7,13 @@ with the request headers it received as JSON): tandem-server does not echo heade
 import json
 import re
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.harness import load
 from tests.harness.stack import LOOPBACK
+from tests.harness.waiting import wait_until
 
 
 class EchoHandler(BaseHTTPRequestHandler):
@@ -69,14 +69,9 @@ def test_forwarded_headers_and_request_id(make_stack, echo_server, report):
     assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}",
                         request_id)
     # HAProxy's log line for that request carries the same id.
-    deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline:
-        lines = [line for line in stack.haproxy_log.read_text().splitlines()
-                 if request_id in line]
-        if lines:
-            break
-        time.sleep(0.05)
-    assert lines, "the request id is not in HAProxy's log"
+    lines = wait_until(lambda: [line for line in stack.haproxy_log.read_text().splitlines()
+                                if request_id in line], 5.0, 0.05, "the request id in the log",
+                       error=lambda _: AssertionError("the request id is not in HAProxy's log"))
     assert '"GET /anything HTTP/1.1"' in lines[0] and "tandem/echo" in lines[0]
 
 
