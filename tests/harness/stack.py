@@ -374,6 +374,22 @@ class Stack:
                    error=lambda _: StackError(f"HAProxy did not reload within {timeout} s:\n"
                                               + tail(self.haproxy_log)))
 
+    def tandemctl_config(self):
+        """A folder for `tandemctl --config-dir` that describes this stack as /etc/tandem
+        describes a host: one <port>.env per instance (TANDEM_ID, TANDEM_BIND) and tandemctl.conf
+        (the runtime socket, backend, frontend and cookie; the instances are not systemd units).
+        Written once into the work directory; returns its path."""
+        folder = self.workdir / "tandemctl"
+        folder.mkdir(exist_ok=True)
+        for instance in self.instances.values():
+            (folder / f"{instance.port}.env").write_text(
+                f"TANDEM_ID={instance.id}\nTANDEM_BIND={LOOPBACK}\n")
+        (folder / "tandemctl.conf").write_text(
+            f"TANDEM_LB_SOCKET={self.admin_socket}\nTANDEM_LB_BACKEND={self.backend}\n"
+            f"TANDEM_LB_URL=http://{LOOPBACK}:{self.lb_port}\n"
+            f"TANDEM_LB_COOKIE={self.variables['tandem_lb_cookie_name']}\nTANDEM_SYSTEMD=no\n")
+        return folder
+
     def describe(self):
         lines = [f"HAProxy         {self.url()}  (config {self.config_path})",
                  f"stats           {self.stats_url(self.variables['tandem_lb_stats_uri'])}",

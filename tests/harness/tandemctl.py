@@ -1,0 +1,48 @@
+"""tandemctl as the tests run it: the built binary (TANDEM_CTL_BIN, which CTest sets, else the
+usual build folders) on a local stack's config folder (Stack.tandemctl_config)."""
+
+import json
+import os
+import subprocess
+
+from . import config
+
+CTL_BIN_CANDIDATES = ("build-dev/ctl/tandemctl", "build-release/ctl/tandemctl",
+                      "build/ctl/tandemctl")
+
+
+def find_ctl_bin():
+    """TANDEM_CTL_BIN (which must then exist), else the first build found; fails loudly."""
+    chosen = os.environ.get("TANDEM_CTL_BIN")
+    if chosen:
+        if not os.access(chosen, os.X_OK):
+            raise FileNotFoundError(f"tandemctl binary {chosen} does not exist or is not "
+                                    "executable")
+        return os.path.abspath(chosen)
+    for candidate in CTL_BIN_CANDIDATES:
+        path = config.REPO_ROOT / candidate
+        if os.access(path, os.X_OK):
+            return str(path)
+    raise FileNotFoundError("no tandemctl binary: set TANDEM_CTL_BIN (looked in "
+                            f"{', '.join(CTL_BIN_CANDIDATES)})")
+
+
+class Tandemctl:
+    """Runs tandemctl against one stack: `run(*args)` returns the CompletedProcess (text, stdout
+    and stderr apart), `status()` the parsed `status --json` and its exit status."""
+
+    def __init__(self, stack):
+        self.binary = find_ctl_bin()
+        self.config_dir = stack.tandemctl_config()
+
+    def argv(self, *args):
+        return [self.binary, "--config-dir", str(self.config_dir), *map(str, args)]
+
+    def run(self, *args, timeout=120):
+        return subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout,
+                              check=False)
+
+    def status(self, interval=0):
+        result = self.run("status", "--json", "--interval", interval)
+        assert result.returncode in (0, 3), result.stderr
+        return json.loads(result.stdout), result.returncode
