@@ -79,8 +79,8 @@ std::string RuntimeApi::command(const std::string& line) const {
     const int error = errno;
     if (error == ENOENT) {
       throw CtlError("no HAProxy runtime socket at " + socket_path_,
-                     "is HAProxy running on this host (systemctl status haproxy)? Another "
-                     "socket: --socket PATH or TANDEM_LB_SOCKET in tandemctl.conf");
+                     "is HAProxy running on this host? systemctl start haproxy; or name "
+                     "another socket: --socket PATH, TANDEM_LB_SOCKET in tandemctl.conf");
     }
     if (error == EACCES || error == EPERM) {
       throw CtlError("permission denied on " + socket_path_,

@@ -38,9 +38,10 @@ class Tandemctl:
     def argv(self, *args):
         return [self.binary, "--config-dir", str(self.config_dir), *map(str, args)]
 
-    def run(self, *args, timeout=120):
-        return subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout,
-                              check=False)
+    def run(self, *args, timeout=120, config_dir=True):
+        """tandemctl with these arguments, after --config-dir unless config_dir is False."""
+        argv = self.argv(*args) if config_dir else [self.binary, *map(str, args)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
     def status(self, interval=0):
         result = self.run("status", "--json", "--interval", interval)
