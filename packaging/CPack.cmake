@@ -28,7 +28,8 @@ endif()
 
 # Files under /etc are conffiles: dpkg keeps an administrator's edits across upgrades.
 set(tandem_env_files "${tandem_pkg_source}/etc/tandem/3001.env"
-                     "${tandem_pkg_source}/etc/tandem/3002.env")
+                     "${tandem_pkg_source}/etc/tandem/3002.env"
+                     "${tandem_pkg_source}/etc/tandem/tandemctl.conf")
 set(tandem_conffiles "")
 foreach(env_file IN LISTS tandem_env_files)
   get_filename_component(name "${env_file}" NAME)
@@ -73,8 +74,15 @@ install(CODE "execute_process(COMMAND \"${CMAKE_COMMAND}\" -DSERVER=$<TARGET_FIL
                 -DOUTPUT=${tandem_pkg_build}/tandem-server.1.gz -P ${tandem_pkg_source}/manpage.cmake
                 COMMAND_ERROR_IS_FATAL ANY)"
         COMPONENT deb EXCLUDE_FROM_ALL)
-install(FILES "${tandem_pkg_build}/tandem-server.1.gz"
+install(CODE "execute_process(COMMAND \"${CMAKE_COMMAND}\" -DCTL=$<TARGET_FILE:tandemctl>
+                -DOUTPUT=${tandem_pkg_build}/tandemctl.1.gz
+                -P ${tandem_pkg_source}/tandemctl-manpage.cmake COMMAND_ERROR_IS_FATAL ANY)"
+        COMPONENT deb EXCLUDE_FROM_ALL)
+install(FILES "${tandem_pkg_build}/tandem-server.1.gz" "${tandem_pkg_build}/tandemctl.1.gz"
         DESTINATION share/man/man1 PERMISSIONS ${tandem_data_permissions}
+        COMPONENT deb EXCLUDE_FROM_ALL)
+install(FILES "${tandem_pkg_source}/bash-completion/tandemctl"
+        DESTINATION share/bash-completion/completions PERMISSIONS ${tandem_data_permissions}
         COMPONENT deb EXCLUDE_FROM_ALL)
 
 set(CPACK_GENERATOR DEB)
@@ -105,8 +113,10 @@ instances (tandem-server), each a systemd unit tandem@<port> with
 sd_notify readiness, a watchdog and a drain on stop, behind HAProxy
 with health checks, retries and cookie stickiness.
 .
-This package holds the server, the hardened systemd units, the
-shipped instances' settings and the HAProxy configuration template.")
+This package holds the server, tandemctl (status, drain, ready,
+maint, a rolling restart, merged logs and a live view of the
+instances of a host), the hardened systemd units, the shipped
+instances' settings and the HAProxy configuration template.")
 set(CPACK_DEBIAN_DEV_DESCRIPTION "Build your own application on tandem: the headers of its public API
 (tandem/application.hpp), libtandem.a (HTTP/1.1, the instance's
 lifecycle, flags, metrics, systemd notifications, the drain) and a

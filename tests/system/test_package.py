@@ -16,6 +16,10 @@ EXPECTED_FILES = {
     "./usr/libexec/tandem/haproxy-server-state",
     "./etc/tandem/3001.env",
     "./etc/tandem/3002.env",
+    "./etc/tandem/tandemctl.conf",
+    "./usr/bin/tandemctl",
+    "./usr/share/man/man1/tandemctl.1.gz",
+    "./usr/share/bash-completion/completions/tandemctl",
     "./usr/share/tandem/haproxy/haproxy.cfg.j2",
     "./usr/share/tandem/haproxy/errorfile.http.j2",
     "./usr/share/tandem/haproxy/defaults.yml",
@@ -68,6 +72,7 @@ def test_package_contents_and_control(report):
                        "init-system-helpers", "socat"):
         assert dependency in fields["Depends"], fields["Depends"]
     assert not EXPECTED_FILES - files, sorted(EXPECTED_FILES - files)
-    assert sorted(conffiles) == ["/etc/tandem/3001.env", "/etc/tandem/3002.env"]
+    assert sorted(conffiles) == ["/etc/tandem/3001.env", "/etc/tandem/3002.env",
+                                 "/etc/tandem/tandemctl.conf"]
     assert "daemon-reload" in scripts["postinst"] and "daemon-reload" in scripts["postrm"]
     assert "stop tandem.target" in scripts["prerm"]
