@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <future>
 #include <thread>
 
 #include "error.hpp"
@@ -38,8 +39,7 @@ bool FleetView::all_up() const {
                      [](const InstanceView& i) { return !i.expected() || i.up(); });
 }
 
-FleetView read_fleet(const Settings& settings, double interval_s,
-                     const std::vector<std::string>& only) {
+FleetView read_topology(const Settings& settings, const std::vector<std::string>& only) {
   FleetView fleet;
   try {
     RuntimeApi api(settings.socket);
@@ -100,18 +100,39 @@ FleetView read_fleet(const Settings& settings, double interval_s,
       view.pid = listening_pid(view.port);
     }
   }
-  std::vector<InstanceProbe> first;
-  if (interval_s > 0) {
-    for (const auto& view : fleet.instances) {
-      first.push_back(probe_instance(view.address, view.port, kProbeTimeoutMs));
-    }
-    std::this_thread::sleep_for(std::chrono::duration<double>(interval_s));
+  return fleet;
+}
+
+void probe_fleet(FleetView& fleet, const FleetView* before) {
+  // All at once: a hung instance then costs one probe timeout per tick, not one per instance,
+  // and the instances' rates cover the same moments.
+  std::vector<std::future<InstanceProbe>> probes;
+  for (const auto& view : fleet.instances) {
+    probes.push_back(
+        std::async(std::launch::async, probe_instance, view.address, view.port, kProbeTimeoutMs));
   }
   for (std::size_t i = 0; i < fleet.instances.size(); ++i) {
     auto& view = fleet.instances[i];
-    view.probe = probe_instance(view.address, view.port, kProbeTimeoutMs);
-    if (!first.empty()) view.rates = rates_between(first[i], view.probe);
+    view.probe = probes[i].get();
+    view.rates = {};
+    if (!before) continue;
+    auto earlier = std::find_if(before->instances.begin(), before->instances.end(),
+                                [&](const InstanceView& e) { return e.id == view.id; });
+    if (earlier != before->instances.end()) view.rates = rates_between(earlier->probe, view.probe);
   }
+}
+
+FleetView read_fleet(const Settings& settings, double interval_s,
+                     const std::vector<std::string>& only) {
+  FleetView fleet = read_topology(settings, only);
+  if (interval_s <= 0) {
+    probe_fleet(fleet);
+    return fleet;
+  }
+  FleetView first = fleet;
+  probe_fleet(first);
+  std::this_thread::sleep_for(std::chrono::duration<double>(interval_s));
+  probe_fleet(fleet, &first);
   return fleet;
 }
 

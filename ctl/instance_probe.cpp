@@ -143,6 +143,7 @@ InstanceRates rates_between(const InstanceProbe& before, const InstanceProbe& af
     increase[le] = count - (earlier == before.buckets.end() ? 0 : earlier->second);
   }
   rates.p99_s = quantile(0.99, increase);
+  rates.measured = true;
   return rates;
 }
 

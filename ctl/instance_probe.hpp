@@ -41,6 +41,9 @@ struct InstanceRates {
   double requests_per_s = 0;
   double errors_per_s = 0;
   std::optional<double> p99_s;  // None when no request was answered in between.
+  // Whether the rates are a measure: both probes answered and no restart reset the counters in
+  // between. Otherwise they are 0 for want of one, which a live view shows as "-".
+  bool measured = false;
 };
 InstanceRates rates_between(const InstanceProbe& before, const InstanceProbe& after);
 

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace tandem::ctl {
@@ -57,6 +58,59 @@ Colour state_colour(const std::string& state) {
 
 std::string pad(const std::string& text, std::size_t width) {
   return text.size() >= width ? text + " " : text + std::string(width - text.size(), ' ');
+}
+
+namespace {
+
+// The end of the escape sequence at `start` ("\033[...m" and the like: CSI, parameters, one
+// final byte), or `start` itself when there is none there.
+std::size_t escape_end(const std::string& line, std::size_t start) {
+  if (line[start] != '\033' || start + 1 >= line.size() || line[start + 1] != '[') return start;
+  std::size_t end = start + 2;
+  while (end < line.size() && !(line[end] >= 0x40 && line[end] <= 0x7e)) ++end;
+  return std::min(end + 1, line.size());
+}
+
+bool continuation_byte(char c) { return (static_cast<unsigned char>(c) & 0xc0) == 0x80; }
+
+}  // namespace
+
+std::size_t visible_width(const std::string& line) {
+  std::size_t width = 0;
+  for (std::size_t i = 0; i < line.size();) {
+    const std::size_t end = escape_end(line, i);
+    if (end != i) {
+      i = end;
+      continue;
+    }
+    if (!continuation_byte(line[i])) ++width;
+    ++i;
+  }
+  return width;
+}
+
+std::string clip(const std::string& line, std::size_t columns) {
+  std::string out;
+  std::size_t width = 0;
+  bool coloured = false;
+  for (std::size_t i = 0; i < line.size();) {
+    const std::size_t end = escape_end(line, i);
+    if (end != i) {
+      out.append(line, i, end - i);
+      coloured = true;
+      i = end;
+      continue;
+    }
+    if (!continuation_byte(line[i])) {
+      if (width == columns) return coloured ? out + "\033[0m" : out;
+      ++width;
+    }
+    // A control character (a newline in an error message, a stray escape) would move the
+    // cursor: shown as "?" instead.
+    const unsigned char c = static_cast<unsigned char>(line[i++]);
+    out += c < 0x20 || c == 0x7f ? '?' : static_cast<char>(c);
+  }
+  return out;
 }
 
 }  // namespace tandem::ctl

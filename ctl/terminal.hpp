@@ -16,4 +16,11 @@ Colour state_colour(const std::string& state);
 // A string padded with spaces to `width` columns, counting bytes (the table holds ASCII).
 std::string pad(const std::string& text, std::size_t width);
 
+// The columns a line takes on a terminal: its colour sequences take none, a UTF-8 character one.
+std::size_t visible_width(const std::string& line);
+
+// The line cut to `columns` visible columns, colour sequences kept and, when cut, reset after, so
+// that a full-screen view never wraps a line onto the next; other control characters become "?".
+std::string clip(const std::string& line, std::size_t columns);
+
 }  // namespace tandem::ctl
