@@ -108,7 +108,13 @@ int run_restart(const Globals& globals, const RestartOptions& options) {
     try {
       roll_one(instance, options, rotation, units);
     } catch (const CtlError& error) {
-      if (error.status() == kExitRefused || error.status() == kExitUsage) throw;
+      if (error.status() == kExitUsage) throw;
+      if (error.status() == kExitRefused) {
+        // Nothing was changed; restart has no --force: a roll never empties the backend.
+        throw CtlError(error.what(),
+                       "bring another instance back first (tandemctl ready ID), then restart",
+                       kExitRefused);
+      }
       // Out of rotation it stays: the others serve, and nothing else is taken out.
       try {
         rotation.set_state(instance.id, "maint");
