@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <limits>
 
@@ -92,6 +93,17 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
   return std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(*number * scale));
 }
 
+std::optional<AccessLog> parse_access_log(std::string_view given) {
+  std::string text(given);
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (text == "errors") return AccessLog::kErrors;
+  if (text == "all" || text == "on" || text == "true" || text == "yes" || text == "1") {
+    return AccessLog::kAll;
+  }
+  if (text == "off" || text == "false" || text == "no" || text == "0") return AccessLog::kOff;
+  return std::nullopt;
+}
+
 void add_runtime_flags(Flags& flags, Config& config) {
   flags.add_port("port", "TCP port to listen on (1-65535)", &config.port, false);
   flags.add_text("bind", "ADDRESS", "IPv4 or IPv6 address to listen on", &config.bind,
@@ -131,11 +143,21 @@ void add_runtime_flags(Flags& flags, Config& config) {
                  "Port on --bind where HAProxy's agent check reads the weight the worker's load "
                  "leaves (\"75%\"); 0: no agent",
                  &config.agent_port, true);
-  flags.add_switch("access-log", "Log one JSON line per request", &config.access_log);
+  flags.add_text(
+      "access-log", "WHICH",
+      "Answers logged, one JSON line each with the request id: errors (a 5xx, or one slower than "
+      "--slow-request), all, or off; every answer is counted in /metrics either way",
+      &config.access_log_flag, [](const std::string& text) -> std::optional<std::string> {
+        if (parse_access_log(text)) return std::nullopt;
+        return "is not errors, all or off";
+      });
+  flags.add_duration("slow-request", "With --access-log errors, log answers at least this slow",
+                     &config.slow_request, false);
 }
 
 void check_runtime_config(const CommandLine& command_line, Config& config) {
   if (config.instance_id.empty()) config.instance_id = "app-" + std::to_string(config.port);
+  config.access_log = parse_access_log(config.access_log_flag).value_or(AccessLog::kErrors);
   if (config.agent_port != 0 && config.agent_port == config.port) {
     throw BadValue(command_line.origin("agent-port") + " (" + std::to_string(config.agent_port) +
                    ") must differ from " + command_line.origin("port"));

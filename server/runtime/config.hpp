@@ -12,6 +12,12 @@ namespace tandem {
 class CommandLine;
 class Flags;
 
+// Which answers the access log records: none, the interesting ones (a 5xx, or slower than
+// --slow-request), or every one. Every answer is counted in /metrics whatever this says.
+enum class AccessLog { kOff, kErrors, kAll };
+// "off", "errors", "all"; also the switch words (on/true/yes/1: all, off/false/no/0: off).
+std::optional<AccessLog> parse_access_log(std::string_view text);
+
 // What the runtime of an instance is told at start-up, as plain values. An application's own
 // settings are its own (Application::add_flags).
 struct Config {
@@ -27,7 +33,9 @@ struct Config {
   std::chrono::milliseconds drain_timeout{15000};      // Hard stop, counted from SIGTERM.
   std::size_t worker_queue = 32;                       // CPU-bound requests held at most.
   uint16_t agent_port = 0;                             // HAProxy agent check; 0: off.
-  bool access_log = false;                             // One JSON line per request.
+  std::string access_log_flag = "errors";              // --access-log as given.
+  AccessLog access_log = AccessLog::kErrors;           // The same, read by check_runtime_config.
+  std::chrono::milliseconds slow_request{1000};        // Logged as slow from this long on.
 };
 
 class Application;

@@ -37,7 +37,7 @@ void Dispatcher::handle(const Request& request, Responder respond) {
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     metrics_.record_request(route, response.status, seconds);
-    if (line) {
+    if (line && (log_every_ || response.status >= 500 || seconds >= slow_seconds_)) {
       access_log_->info("request", {{"method", line->method},
                                     {"target", line->target},
                                     {"status", response.status},

@@ -1,8 +1,10 @@
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 
 #include "http/request_handler.hpp"
+#include "runtime/config.hpp"
 #include "runtime/metrics.hpp"
 #include "tandem/log.hpp"
 #include "tandem/router.hpp"
@@ -18,10 +20,17 @@ class Dispatcher final : public RequestHandler {
   // 404 or 405 rather than refused for its size.
   static constexpr std::size_t kUnroutedBodyLimit = 4096;
 
-  // With `access_log`, one line per answer: method, target, status, duration and the request
-  // id HAProxy sent (X-Request-ID), which joins the balancer's log line to the instance's.
-  Dispatcher(const Router& router, Metrics& metrics, Log* access_log = nullptr)
-      : router_(router), metrics_(metrics), access_log_(access_log) {}
+  // With `access_log`, one line per answer `which` selects (every one, or a 5xx or one at least
+  // `slow`): method, target, status, duration and the request id HAProxy sent (X-Request-ID),
+  // which joins the balancer's log line to the instance's.
+  Dispatcher(const Router& router, Metrics& metrics, Log* access_log = nullptr,
+             AccessLog which = AccessLog::kAll,
+             std::chrono::milliseconds slow = std::chrono::milliseconds(1000))
+      : router_(router),
+        metrics_(metrics),
+        access_log_(which == AccessLog::kOff ? nullptr : access_log),
+        log_every_(which == AccessLog::kAll),
+        slow_seconds_(std::chrono::duration<double>(slow).count()) {}
 
   std::size_t body_limit(const Request& head) const override;
   void handle(const Request& request, Responder respond) override;
@@ -32,6 +41,8 @@ class Dispatcher final : public RequestHandler {
   const Router& router_;
   Metrics& metrics_;
   Log* access_log_;
+  bool log_every_;
+  double slow_seconds_;
 };
 
 }  // namespace tandem

@@ -41,7 +41,7 @@ Server::Server(uv_loop_t* loop, Config config, Log& log, Application& app)
       notifier_(log),
       metrics_(app.version()),
       worker_(loop, config_.worker_queue, log),
-      dispatcher_(router_, metrics_, config_.access_log ? &log : nullptr),
+      dispatcher_(router_, metrics_, &log, config_.access_log, config_.slow_request),
       services_{loop, config_.instance_id, log, worker_, metrics_} {
   if (config_.agent_port != 0) {
     agent_ = std::make_unique<LoadAgent>(loop_, log_, [this] {

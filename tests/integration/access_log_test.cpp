@@ -32,7 +32,7 @@ std::vector<Json::Value> request_lines(const ServerProcess& server) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(access_log_has_one_line_per_request_with_haproxys_request_id) {
-  ServerProcess server(with_args({"--access-log", "--id", "app-log"}));
+  ServerProcess server(with_args({"--access-log", "all", "--id", "app-log"}));
   HttpClient client;
   BOOST_TEST_REQUIRE(client.get(server.url("/api/whoami"), {"X-Request-ID: req-42"}).status == 200);
   BOOST_TEST_REQUIRE(client.get(server.url("/nope?x=1")).status == 404);
@@ -50,9 +50,28 @@ BOOST_AUTO_TEST_CASE(access_log_has_one_line_per_request_with_haproxys_request_i
   BOOST_TEST(lines[1]["status"].asInt() == 404);
 }
 
-BOOST_AUTO_TEST_CASE(no_access_log_by_default) {
-  ServerProcess server(with_args({}));
+BOOST_AUTO_TEST_CASE(by_default_only_errors_and_slow_answers_are_logged) {
+  // A request slower than --slow-request is logged; quick ones, even a 404, are only counted.
+  ServerProcess server(with_args({"--slow-request", "5ms", "--id", "app-log"}));
   HttpClient client;
+  for (int i = 0; i < 5; ++i)
+    BOOST_TEST_REQUIRE(client.get(server.url("/api/whoami")).status == 200);
+  BOOST_TEST_REQUIRE(client.get(server.url("/nope")).status == 404);
+  BOOST_TEST_REQUIRE(
+      client.get(server.url("/api/load-test?iterations=100000000"), {"X-Request-ID: slow-1"})
+          .status == 200);
+  std::vector<Json::Value> lines;
+  BOOST_TEST_REQUIRE(
+      poll_until([&] { return !(lines = request_lines(server)).empty(); }, Millis{5000}));
+  BOOST_TEST(lines.size() == 1u);
+  BOOST_TEST(lines[0]["request_id"].asString() == "slow-1");
+  BOOST_TEST(lines[0]["duration_ms"].asDouble() >= 5.0);
+}
+
+BOOST_AUTO_TEST_CASE(access_log_off_logs_no_request) {
+  ServerProcess server(with_args({"--access-log", "off", "--slow-request", "1ms"}));
+  HttpClient client;
+  BOOST_TEST_REQUIRE(client.get(server.url("/api/load-test?iterations=100000000")).status == 200);
   for (int i = 0; i < 5; ++i)
     BOOST_TEST_REQUIRE(client.get(server.url("/api/whoami")).status == 200);
   // The lifecycle lines are there; request lines are not.

@@ -126,8 +126,8 @@ BOOST_AUTO_TEST_CASE(help_lists_every_flag_and_exits_0) {
   for (const std::string flag :
        {"--port", "--bind", "--id", "--session-store", "--max-sessions", "--session-ttl",
         "--max-header-bytes", "--max-body-bytes", "--keepalive-timeout", "--header-timeout",
-        "--max-connections", "--drain-grace", "--drain-timeout", "--access-log", "--help",
-        "--version"}) {
+        "--max-connections", "--drain-grace", "--drain-timeout", "--access-log", "--slow-request",
+        "--help", "--version"}) {
     BOOST_TEST(run.out.find(flag) != std::string::npos, "--help does not mention " << flag << ":\n"
                                                                                    << run.out);
   }

@@ -51,7 +51,7 @@ def send_raw(port, payload):
 
 
 def test_no_request_reaches_an_instance_unseen_by_haproxy(make_stack, report):
-    stack = make_stack(instances=2, server_args=["--access-log"])
+    stack = make_stack(instances=2, server_args=["--access-log", "all"])
     answers = {}
     marker = 0
     for name, payload in PAYLOADS.items():

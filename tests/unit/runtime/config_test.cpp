@@ -106,7 +106,8 @@ BOOST_AUTO_TEST_CASE(defaults_match_design) {
   BOOST_TEST(config.max_connections == 16384u);
   BOOST_TEST(config.drain_grace.count() == 3000);
   BOOST_TEST(config.drain_timeout.count() == 15000);
-  BOOST_TEST(!config.access_log);
+  BOOST_TEST((config.access_log == AccessLog::kErrors));
+  BOOST_TEST(config.slow_request.count() == 1000);
 }
 
 BOOST_AUTO_TEST_CASE(every_flag_is_read) {
@@ -141,7 +142,10 @@ BOOST_AUTO_TEST_CASE(every_flag_is_read) {
                            "1m",
                            "--drain-timeout",
                            "90s",
-                           "--access-log"});
+                           "--access-log",
+                           "all",
+                           "--slow-request",
+                           "250ms"});
   BOOST_TEST_REQUIRE(result.outcome.run, result.err);
   const Config& config = result.outcome.config;
   const DemoSettings& settings = result.outcome.settings;
@@ -161,7 +165,8 @@ BOOST_AUTO_TEST_CASE(every_flag_is_read) {
   BOOST_TEST(config.max_connections == 100u);
   BOOST_TEST(config.drain_grace.count() == 60000);
   BOOST_TEST(config.drain_timeout.count() == 90000);
-  BOOST_TEST(config.access_log);
+  BOOST_TEST((config.access_log == AccessLog::kAll));
+  BOOST_TEST(config.slow_request.count() == 250);
 }
 
 BOOST_AUTO_TEST_CASE(every_variable_is_read_from_the_environment) {
@@ -200,7 +205,7 @@ BOOST_AUTO_TEST_CASE(every_variable_is_read_from_the_environment) {
   BOOST_TEST(config.max_connections == 2u);
   BOOST_TEST(config.drain_grace.count() == 1000);
   BOOST_TEST(config.drain_timeout.count() == 3600000);
-  BOOST_TEST(config.access_log);
+  BOOST_TEST((config.access_log == AccessLog::kAll));
 }
 
 BOOST_AUTO_TEST_CASE(a_flag_wins_over_the_environment) {
@@ -213,7 +218,7 @@ BOOST_AUTO_TEST_CASE(a_flag_wins_over_the_environment) {
   BOOST_TEST(result.outcome.config.port == 4001);
   BOOST_TEST(result.outcome.config.instance_id == "from-env");
   BOOST_TEST(result.outcome.config.max_body_bytes == 20u);
-  BOOST_TEST(!result.outcome.config.access_log);
+  BOOST_TEST((result.outcome.config.access_log == AccessLog::kOff));
 }
 
 BOOST_AUTO_TEST_CASE(a_bad_environment_value_is_ignored_when_the_flag_is_given) {
@@ -233,17 +238,23 @@ BOOST_AUTO_TEST_CASE(the_default_id_follows_the_port) {
   BOOST_TEST(run({}, {{"TANDEM_PORT", "3003"}}).outcome.config.instance_id == "app-3003");
 }
 
-BOOST_AUTO_TEST_CASE(access_log_accepts_the_usual_boolean_words) {
-  for (const std::string word : {"1", "true", "yes", "on", "TRUE", "On"}) {
-    BOOST_TEST(run({}, {{"TANDEM_ACCESS_LOG", word}}).outcome.config.access_log, word);
-    BOOST_TEST(run({"--access-log=" + word}).outcome.config.access_log, word);
+BOOST_AUTO_TEST_CASE(access_log_takes_its_words_and_the_usual_boolean_ones) {
+  // An env file written for the earlier on/off switch keeps meaning what it meant.
+  for (const std::string word : {"all", "1", "true", "yes", "on", "TRUE", "On", "ALL"}) {
+    BOOST_TEST(
+        (run({}, {{"TANDEM_ACCESS_LOG", word}}).outcome.config.access_log == AccessLog::kAll),
+        word);
+    BOOST_TEST((run({"--access-log=" + word}).outcome.config.access_log == AccessLog::kAll), word);
   }
   for (const std::string word : {"0", "false", "no", "off", "FALSE", "Off"}) {
-    BOOST_TEST(!run({}, {{"TANDEM_ACCESS_LOG", word}}).outcome.config.access_log, word);
+    BOOST_TEST(
+        (run({}, {{"TANDEM_ACCESS_LOG", word}}).outcome.config.access_log == AccessLog::kOff),
+        word);
     const auto result = run({"--access-log=" + word}, {{"TANDEM_ACCESS_LOG", "1"}});
     BOOST_TEST(result.outcome.run, word);
-    BOOST_TEST(!result.outcome.config.access_log, word);
+    BOOST_TEST((result.outcome.config.access_log == AccessLog::kOff), word);
   }
+  BOOST_TEST((run({"--access-log", "errors"}).outcome.config.access_log == AccessLog::kErrors));
 }
 
 BOOST_AUTO_TEST_CASE(bad_flag_values_are_one_line_and_exit_2) {
@@ -377,7 +388,8 @@ BOOST_AUTO_TEST_CASE(help_documents_every_flag_with_its_default_and_variable) {
       {"--max-connections", "16384"},
       {"--drain-grace", "3s"},
       {"--drain-timeout", "15s"},
-      {"--access-log", "off"}};
+      {"--access-log", "errors"},
+      {"--slow-request", "1s"}};
   std::istringstream lines(result.out);
   std::map<std::string, std::string> line_by_flag;
   for (std::string line; std::getline(lines, line);) {
