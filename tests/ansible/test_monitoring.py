@@ -115,9 +115,13 @@ def mixed(number):
 def test_the_fleet_in_one_view(target, report):
     with Webhook() as webhook:
         # The whole load comes from 127.0.0.1, so the per-client limits would answer most of the
-        # new-session POSTs with 429: lifted, as for any one-address crowd.
+        # new-session POSTs with 429: lifted, as for any one-address crowd. Every request logged
+        # by both, so that any request id can be followed (by default only those that went
+        # wrong are).
         extra_vars = {
             **ONE_ADDRESS_CROWD,
+            "tandem_lb_log_requests": "all",
+            "tandem_app_access_log": "all",
             "tandem_monitoring_scrape_interval": "1s",
             "tandem_monitoring_evaluation_interval": "1s",
             "tandem_monitoring_alert_group_wait": "1s",

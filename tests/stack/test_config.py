@@ -29,7 +29,7 @@ LOCAL = {
 VARIANTS = {
     "deployment defaults": {},
     "local run (harness)": LOCAL,
-    "leastconn": {"tandem_lb_balance": "leastconn"},
+    "roundrobin": {"tandem_lb_balance": "roundrobin"},
     "one instance": {"tandem_lb_backend_servers": [{"id": "app-1", "host": "127.0.0.1",
                                                     "port": 3001}]},
     "four instances on two hosts": {"tandem_lb_backend_servers": [
@@ -81,7 +81,7 @@ def test_defaults_render_the_design_contract():
         "%ID\"",
         "if { path /health }",
         "http-request deny deny_status 403 if { path /metrics /api/metrics }",
-        "balance roundrobin",
+        "balance leastconn",
         "cookie tandem_instance insert indirect nocache httponly",
         "http-check send meth GET uri /health",
         "http-check expect status 200",

@@ -54,7 +54,9 @@ def echo_server():
 
 
 def test_forwarded_headers_and_request_id(make_stack, echo_server, report):
-    stack = make_stack(instances=0,
+    # Every request logged, so that this good one has a line (by default only errors do:
+    # tests/stack/test_request_logs.py).
+    stack = make_stack(instances=0, overrides={"tandem_lb_log_requests": "all"},
                        extra_servers=[{"id": "echo", "host": LOOPBACK, "port": echo_server}])
     # A client's own claims are replaced, not passed on.
     answer = load.parallel([load.Request("GET", stack.url("/anything"), headers=(
