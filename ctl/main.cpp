@@ -14,7 +14,8 @@ constexpr const char* kFooter =
     "few instances UP; 5 --wait's bound passed first.\n"
     "Files: /etc/tandem/<port>.env (one per instance, as the units read them) and "
     "/etc/tandem/tandemctl.conf (TANDEM_LB_SOCKET, TANDEM_LB_BACKEND, TANDEM_LB_URL, "
-    "TANDEM_LB_COOKIE). The runtime socket needs root or the haproxy group.\n"
+    "TANDEM_LB_COOKIE). The runtime socket needs root or the haproxy group; the journal that logs "
+    "reads, root or the systemd-journal group.\n"
     "See tandemctl(1).";
 
 }  // namespace

@@ -91,12 +91,16 @@ how this host's HAProxy is reached.
 .TP
 .I /run/haproxy/admin.sock
 HAProxy's runtime API; it needs root or the haproxy group.
+.TP
+.I /var/log/journal, /run/log/journal
+The system journal that \fBlogs\fR reads; it needs root or the systemd\-journal group.
 .SH EXAMPLES
 .nf
 tandemctl status
 tandemctl drain app\-1 \-\-wait=30
 tandemctl restart all
 tandemctl logs \-\-request 50ce36d3\-a39c\-4856\-bbba\-bccc74c5dee1
+tandemctl logs \-f \-\-instance app\-1 \-\-since 10m
 .fi
 .SH SEE ALSO
 .BR tandem\-server (1),

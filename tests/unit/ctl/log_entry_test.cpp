@@ -1,0 +1,144 @@
+#define BOOST_TEST_MODULE log_entry
+#include "log_entry.hpp"
+
+#include <json/reader.h>
+#include <json/value.h>
+
+#include <boost/test/unit_test.hpp>
+
+#include <cstdlib>
+#include <ctime>
+#include <memory>
+
+using tandem::ctl::entry_json;
+using tandem::ctl::entry_line;
+using tandem::ctl::LogEntry;
+using tandem::ctl::priority_name;
+
+namespace {
+
+// Lines show local time: the tests fix the zone (Berlin, UTC+1 in January).
+struct BerlinTime {
+  BerlinTime() {
+    setenv("TZ", "Europe/Berlin", 1);
+    tzset();
+  }
+};
+
+// 2026-01-15 07:08:09.012345 UTC.
+constexpr std::uint64_t kWhen = 1768460889012345ULL;
+
+LogEntry instance_entry() {
+  LogEntry entry;
+  entry.realtime_us = kWhen;
+  entry.unit = "tandem@3001.service";
+  entry.instance = "app-1";
+  entry.priority = 6;
+  entry.message = R"({"ts":"...","level":"info","event":"request","status":200})";
+  entry.request_id = "7F000001:A1B2_7F000001:1F90_6789ABCD_0001:2B3C";
+  entry.pid = 4242;
+  return entry;
+}
+
+LogEntry haproxy_entry() {
+  LogEntry entry;
+  entry.realtime_us = kWhen + 1;
+  entry.unit = "haproxy.service";
+  entry.priority = 4;
+  entry.message = "Server tandem/app-2 is DOWN";
+  entry.pid = 77;
+  return entry;
+}
+
+Json::Value parse(const std::string& text) {
+  Json::CharReaderBuilder builder;
+  std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
+  Json::Value value;
+  std::string errors;
+  BOOST_REQUIRE_MESSAGE(reader->parse(text.data(), text.data() + text.size(), &value, &errors),
+                        errors + " in " + text);
+  return value;
+}
+
+}  // namespace
+
+BOOST_GLOBAL_FIXTURE(BerlinTime);
+
+BOOST_AUTO_TEST_CASE(a_line_has_local_time_source_and_message) {
+  BOOST_TEST(entry_line(instance_entry(), false) ==
+             "2026-01-15 08:08:09.012 app-1   " + instance_entry().message);
+  BOOST_TEST(entry_line(haproxy_entry(), false) ==
+             "2026-01-15 08:08:09.012 haproxy Server tandem/app-2 is DOWN");
+}
+
+BOOST_AUTO_TEST_CASE(colour_follows_the_priority) {
+  LogEntry entry = haproxy_entry();
+  // Warning: yellow message, grey time.
+  BOOST_TEST(entry_line(entry, true) ==
+             "\033[90m2026-01-15 08:08:09.012\033[0m haproxy \033[33mServer tandem/app-2 is "
+             "DOWN\033[0m");
+  for (int priority : {0, 1, 2, 3}) {
+    entry.priority = priority;
+    BOOST_TEST(entry_line(entry, true).find("\033[31mServer") != std::string::npos);
+  }
+  for (int priority : {5, 6, 7}) {
+    entry.priority = priority;
+    BOOST_TEST(entry_line(entry, true).ends_with(" haproxy Server tandem/app-2 is DOWN"));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_line_shows_no_control_character_but_tab_and_newline) {
+  LogEntry entry = haproxy_entry();
+  entry.message = "a\tb\nc\033[2Jd\re\x7f";
+  BOOST_TEST(entry_line(entry, false).ends_with("haproxy a\tb\nc?[2Jd?e?"));
+}
+
+BOOST_AUTO_TEST_CASE(the_source_is_the_id_else_the_unit) {
+  BOOST_TEST(instance_entry().source() == "app-1");
+  BOOST_TEST(haproxy_entry().source() == "haproxy");
+  LogEntry unknown;
+  unknown.unit = "tandem@3009.service";
+  BOOST_TEST(unknown.source() == "tandem@3009");
+  BOOST_TEST(LogEntry{}.source() == "-");
+}
+
+BOOST_AUTO_TEST_CASE(json_has_every_field_in_order) {
+  const std::string text = entry_json(instance_entry());
+  BOOST_TEST(
+      text.starts_with(R"({"time":"2026-01-15T07:08:09.012345Z","unit":"tandem@3001.service",)"
+                       R"("instance":"app-1","priority":"info","pid":4242,"request_id":)"));
+  const Json::Value value = parse(text);
+  BOOST_TEST(value["time"].asString() == "2026-01-15T07:08:09.012345Z");
+  BOOST_TEST(value["unit"].asString() == "tandem@3001.service");
+  BOOST_TEST(value["instance"].asString() == "app-1");
+  BOOST_TEST(value["priority"].asString() == "info");
+  BOOST_TEST(value["pid"].asInt() == 4242);
+  BOOST_TEST(value["request_id"].asString() == instance_entry().request_id);
+  // The instance's own JSON line stays a string, escaped.
+  BOOST_TEST(value["message"].asString() == instance_entry().message);
+  BOOST_TEST(value.size() == 7u);
+}
+
+BOOST_AUTO_TEST_CASE(json_says_null_for_what_is_not_known) {
+  LogEntry entry = haproxy_entry();
+  entry.pid = 0;
+  entry.message = "quote \" backslash \\ newline \n tab \t control \x01 caf\xc3\xa9";
+  const std::string text = entry_json(entry);
+  BOOST_TEST(text.find('\n') == std::string::npos);
+  const Json::Value value = parse(text);
+  BOOST_TEST(value["instance"].isNull());
+  BOOST_TEST(value["pid"].isNull());
+  BOOST_TEST(!value.isMember("request_id"));
+  BOOST_TEST(value["priority"].asString() == "warning");
+  BOOST_TEST(value["time"].asString() == "2026-01-15T07:08:09.012346Z");
+  BOOST_TEST(value["message"].asString() == entry.message);
+}
+
+BOOST_AUTO_TEST_CASE(priorities_have_syslog_names) {
+  BOOST_TEST(priority_name(0) == "emerg");
+  BOOST_TEST(priority_name(3) == "err");
+  BOOST_TEST(priority_name(4) == "warning");
+  BOOST_TEST(priority_name(5) == "notice");
+  BOOST_TEST(priority_name(7) == "debug");
+  BOOST_TEST(priority_name(9) == "9");
+}
