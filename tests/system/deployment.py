@@ -96,10 +96,11 @@ class System:
         result = self.guest.run(["dpkg", "-i", GUEST_DEB], timeout=300)
         return result.stdout + result.stderr
 
-    def configure_haproxy(self):
+    def configure_haproxy(self, **changes):
         """Renders the errorfiles (HAProxy's own JSON answers) and the one template into the
         guest's /etc/haproxy, as the tandem_lb role does, checks the configuration with haproxy -c
-        there, and unmasks haproxy.service (masked at boot)."""
+        there, and unmasks haproxy.service (masked at boot). changes: template variables a test
+        wants other than deployed (tandem_lb_log_requests="all")."""
         hard_limit = int(self.guest.run(["sh", "-c", "ulimit -Hn"]).stdout.strip())
         overrides = {
             "tandem_lb_bind_address": LOOPBACK,
@@ -113,6 +114,7 @@ class System:
             # instance hangs, the requests it holds take hundreds of connections at once, which
             # the per-address limits would refuse (the stack tests prove those limits).
             **ONE_ADDRESS_CROWD,
+            **changes,
         }
         self.variables = config.variables(overrides)
         self.backend = self.variables["tandem_lb_backend_name"]

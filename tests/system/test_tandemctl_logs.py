@@ -56,7 +56,9 @@ def request_id(system):
 
 def test_started_with_access_log(system):
     guest = system.guest
-    # The access log puts one entry per request in the journal, with the request's id.
+    # Every request logged, by HAProxy and by the instances (by default only those that went
+    # wrong are), each entry with the request's id.
+    system.configure_haproxy(tandem_lb_log_requests="all")
     for port in INSTANCES.values():
         path = f"/etc/tandem/{port}.env"
         guest.write(path, guest.run(["cat", path]).stdout + "TANDEM_ACCESS_LOG=all\n")
