@@ -6,6 +6,7 @@ from bench.scaling.measured import P99_RATIO_MAX, RPS_RATIO_MIN, BenchError
 from bench.scaling.report import results_folder
 
 from .guest import FRONT, INSTANCES
+from .phases import CPUS
 
 # Targets of the front on the cheap route, two instances in rotation, with the deployed logging.
 FRONT_US_MAX = 20.0          # CPU µs per request of HAProxy plus what records its requests
@@ -34,8 +35,20 @@ def bottleneck(phase):
     """The process that kept its core busiest, how busy, and how much of the machine was used."""
     busy = phase["cores_busy"]
     name = max(CANDIDATES, key=lambda n: busy.get(n, 0.0))
+    ceiling_rps, reached = ceiling(phase)
     return {"process": name, "core_share": busy.get(name, 0.0),
-            "machine_used": phase["machine_used"]}
+            "machine_used": phase["machine_used"], "ceiling_rps": ceiling_rps,
+            "ceiling_reached": reached}
+
+
+def ceiling(phase):
+    """What the machine's cores allow at this phase's CPU per request (every process on it, wrk
+    included): requests/s with all of them busy, and how much of it the run reached."""
+    total = sum(v for v in phase["cpu_us_per_request"].values() if v is not None)
+    if not total:
+        return None, None
+    rps = CPUS * 1e6 / total
+    return round(rps, 1), round(phase["rps"] / rps, 3)
 
 
 def figures(phases):
@@ -50,7 +63,11 @@ def figures(phases):
         instances_us = sum_us(via, INSTANCES)
         share = round(via["rps"] / direct["rps"], 3) if direct["rps"] else 0.0
         per_instance = round(front_us / instances_us, 3) if instances_us else float("inf")
+        ceiling_rps, _ = ceiling(via)
         out["cheap"][key] = {
+            # The best share of the direct req/s these CPU costs allow on this machine.
+            "ceiling_direct_share": round(ceiling_rps / direct["rps"], 3)
+            if ceiling_rps and direct["rps"] else None,
             "front_us": front_us, "instances_us": instances_us,
             "direct_instance_us": sum_us(direct, INSTANCES),
             "front_per_instance": per_instance, "direct_share": share,
@@ -65,8 +82,12 @@ def figures(phases):
         p99_one = one["latency_ms"].get("p99") or 0.0
         p99_ratio = round(two["latency_ms"].get("p99", 0.0) / p99_one, 3) if p99_one else \
             float("inf")
+        ceiling_rps, _ = ceiling(two)
         out["cpu_bound"] = {
             "rps_ratio": rps_ratio, "p99_ratio": p99_ratio,
+            # The ratio the machine's cores allow at the two-instance phase's CPU per request.
+            "ceiling_ratio": round(ceiling_rps / one["rps"], 3) if ceiling_rps and one["rps"]
+            else None,
             "rps_verdict": verdict(rps_ratio >= RPS_RATIO_MIN, valid),
             "p99_verdict": verdict(p99_ratio <= P99_RATIO_MAX, valid),
         }
@@ -79,6 +100,10 @@ def fmt(value, spec=".1f"):
     return "–" if value is None else format(value, spec)
 
 
+def pct(fraction):
+    return None if fraction is None else fraction * 100
+
+
 def print_summary(report):
     figs = report["figures"]
     print("\n== summary (CPU µs per request; ratios from this run)")
@@ -88,16 +113,20 @@ def print_summary(report):
               f"{f['front_verdict']}; {f['front_per_instance']:.2f}x the instances' "
               f"{f['instances_us']:.1f} (target <= {FRONT_PER_INSTANCE_MAX:g}x) "
               f"{f['front_per_instance_verdict']}; {f['direct_share']:.1%} of direct req/s "
-              f"(target >= {DIRECT_SHARE_MIN:.0%}) {f['direct_share_verdict']}")
+              f"(target >= {DIRECT_SHARE_MIN:.0%}) {f['direct_share_verdict']}; these CPU costs "
+              f"allow at most {fmt(pct(f['ceiling_direct_share']), '.1f')}% on this machine")
     c = figs["cpu_bound"]
     if c:
         print(f"   CPU-bound, 2 instances / 1 ({report['meta']['balance']}): req/s x{c['rps_ratio']:.3f} "
               f"(target >= {RPS_RATIO_MIN}) {c['rps_verdict']}; p99 x{c['p99_ratio']:.3f} "
-              f"(target <= {P99_RATIO_MAX}) {c['p99_verdict']}")
+              f"(target <= {P99_RATIO_MAX}) {c['p99_verdict']}; the cores allow at most "
+              f"x{fmt(c['ceiling_ratio'], '.3f')} at this CPU per request")
     for key, b in figs["bottlenecks"].items():
         print(f"   {key:<14} bottleneck {b['process']} ({b['core_share']:.0%} of a core); "
-              f"machine {fmt(b['machine_used'] * 100 if b['machine_used'] is not None else None, '.0f')}"
-              f"% of its {report['meta']['machine']['cpus']} cores busy")
+              f"machine {fmt(pct(b['machine_used']), '.0f')}% of its "
+              f"{report['meta']['machine']['cpus']} cores busy; "
+              f"{fmt(pct(b['ceiling_reached']), '.0f')}% of the {fmt(b['ceiling_rps'], '.0f')} "
+              "req/s they allow at this CPU per request")
 
 
 def markdown(report):
@@ -108,7 +137,7 @@ def markdown(report):
         "",
         f"{meta['date']} on {meta['machine']['host']}, {meta['machine']['cpus']} CPUs "
         f"({meta['machine']['cpu_model']}); package {meta['package']}, commit {meta['commit']}; "
-        f"{meta['haproxy_version']} ({meta['haproxy_threads']} worker threads), balance "
+        f"{meta['haproxy_version']} (worker threads: {', '.join(map(str, meta['haproxy_threads']))}), balance "
         f"{meta['balance']}; {meta['wrk_version']}, `wrk -t1 -c{meta['connections']}` for "
         f"{meta['duration']} s per phase after {meta['warmup']} s of warm-up.",
         "",
@@ -120,8 +149,8 @@ def markdown(report):
         "",
         "| phase | req/s | p50 ms | p99 ms | errors | HAProxy µs/req | journald µs/req | "
         "app-1 µs/req | app-2 µs/req | guest others µs/req | wrk µs/req | bottleneck | "
-        "machine busy |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "machine busy | of the ceiling |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for p in phases:
         us, lat = p["cpu_us_per_request"], p["latency_ms"]
@@ -131,7 +160,8 @@ def markdown(report):
             f"{fmt(lat.get('p99'), '.2f')} | {sum(p['errors'].values())} | {fmt(us['haproxy'])} | "
             f"{fmt(us['journald'])} | {fmt(us['app-1'])} | {fmt(us['app-2'])} | "
             f"{fmt(us['guest-others'])} | {fmt(us['wrk'])} | {b['process']} "
-            f"({b['core_share']:.0%} of a core) | {fmt(b['machine_used'] * 100, '.0f')} % |")
+            f"({b['core_share']:.0%} of a core) | {fmt(pct(b['machine_used']), '.0f')} % | "
+            f"{fmt(pct(b['ceiling_reached']), '.0f')} % of {fmt(b['ceiling_rps'], '.0f')}/s |")
     lines += ["", "## Verdicts", ""]
     for key, f in figs["cheap"].items():
         count = key.removeprefix("cheap-front-")
@@ -141,19 +171,26 @@ def markdown(report):
             f"{FRONT_US_MAX:g}): {f['front_verdict']}; **{f['front_per_instance']:.2f}×** the "
             f"instances' {f['instances_us']:.1f} µs (target ≤ {FRONT_PER_INSTANCE_MAX:g}×): "
             f"{f['front_per_instance_verdict']}; **{f['direct_share']:.1%}** of the direct req/s "
-            f"(target ≥ {DIRECT_SHARE_MIN:.0%}): {f['direct_share_verdict']}.",
+            f"(target ≥ {DIRECT_SHARE_MIN:.0%}): {f['direct_share_verdict']}; at these CPU "
+            f"costs per request the machine's cores allow at most "
+            f"{fmt(pct(f['ceiling_direct_share']), '.1f')} %.",
         ]
     c = figs["cpu_bound"]
     if c:
         lines.append(
             f"- CPU-bound route, two instances against one, balance {meta['balance']}: req/s "
             f"**×{c['rps_ratio']:.3f}** (target ≥ {RPS_RATIO_MIN}): {c['rps_verdict']}; p99 "
-            f"**×{c['p99_ratio']:.3f}** (target ≤ {P99_RATIO_MAX}): {c['p99_verdict']}.")
+            f"**×{c['p99_ratio']:.3f}** (target ≤ {P99_RATIO_MAX}): {c['p99_verdict']}; at the "
+            f"two-instance phase's CPU per request the cores allow at most "
+            f"×{fmt(c['ceiling_ratio'], '.3f')}.")
     lines += ["", "The CPU figures are each process's user + system time over the measured run, "
               "read from /proc on the host (the guest's processes are the host's), divided by the "
               "requests wrk completed. *machine busy* is the whole machine's busy time against all "
               "its cores: near 100 % the run was CPU-bound, and a faster process elsewhere would "
-              "only move the bottleneck.", ""]
+              "only move the bottleneck. *The ceiling* is the req/s all the cores would give at "
+              "the phase's CPU per request, every process counted (wrk too, which shares the "
+              "cores here): a run at 100 % of it cannot go faster on this machine whatever the "
+              "configuration, only by spending less CPU per request.", ""]
     return "\n".join(lines)
 
 
