@@ -13,9 +13,10 @@ import tempfile
 from tests.harness import procstat
 from tests.harness.wrk import WrkError
 
-from bench.scaling.cli import command_output, git_commit, non_negative, positive
-from bench.scaling.measured import (EXIT_BROKEN, EXIT_INTERRUPTED, EXIT_MISSING,
-                                    PER_SOURCE_OUT_OF_REACH, REPO, HERE, BenchError)
+from bench.scaling.cli import (command_output, git_commit, non_negative, positive,
+                               require)
+from bench.scaling.measured import (EXIT_BROKEN, EXIT_INTERRUPTED, HERE,
+                                    PER_SOURCE_OUT_OF_REACH, REPO, BenchError)
 
 PROG = "deployed"
 APP_DEFAULTS = REPO / "ansible" / "roles" / "tandem_app" / "defaults" / "main.yml"
@@ -102,23 +103,9 @@ def setting(text):
 
 
 def prerequisites(args):
-    if not args.no_install_deps:
-        if subprocess.run([str(REPO / "packaging" / "install-deps.sh"), "bench"],
-                          stdin=subprocess.DEVNULL, stdout=sys.stderr, check=False).returncode:
-            print(f"{PROG}: packaging/install-deps.sh bench failed; checking for the tools anyway",
-                  file=sys.stderr)
     tools = ["wrk", "gnuplot", "ansible-playbook", "systemd-nspawn", "nsenter", "ssh"]
-    tools += [] if args.deb else ["cmake", "cpack"]
-    missing = [tool for tool in tools if shutil.which(tool) is None]
-    for module, package in (("jinja2", "python3-jinja2"), ("yaml", "python3-yaml")):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(f"{package} (for {sys.executable})")
-    if missing:
-        print(f"{PROG}: missing: {', '.join(missing)} (packaging/install-deps.sh bench installs "
-              "them)", file=sys.stderr)
-        sys.exit(EXIT_MISSING)
+    require(PROG, tools + ([] if args.deb else ["cmake", "cpack"]),
+            install=not args.no_install_deps)
 
 
 def build_package(workdir):

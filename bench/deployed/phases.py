@@ -102,7 +102,8 @@ def measure(args, deployment, key, route_key, where, count, extra, workdir, numb
     us = phase["cpu_us_per_request"]
     print(f"        {phase['rps']:>9.0f} req/s  p99 {phase['latency_ms'].get('p99', 0):7.2f} ms  "
           f"µs/req: HAProxy {us['haproxy'] or 0:.1f} · journald {us['journald'] or 0:.1f} · "
-          f"app-1 {us['app-1'] or 0:.1f} · app-2 {us['app-2'] or 0:.1f} · wrk {us['wrk'] or 0:.1f}"
+          f"app-1 {us['app-1'] or 0:.1f} · app-2 {us['app-2'] or 0:.1f} · "
+          f"wrk {us['wrk'] or 0:.1f}"
           + (f"  ERRORS: {', '.join(problems)}" if problems else ""), flush=True)
     return phase
 

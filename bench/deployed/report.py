@@ -1,9 +1,7 @@
 """The deployed benchmark's figures and verdicts, the summary it prints, report.md and chart.png."""
 
-import subprocess
-
-from bench.scaling.measured import P99_RATIO_MAX, RPS_RATIO_MIN, BenchError
-from bench.scaling.report import results_folder
+from bench.scaling.measured import P99_RATIO_MAX, RPS_RATIO_MIN
+from bench.scaling import report as scaling_report
 
 from .guest import FRONT, INSTANCES
 from .phases import CPUS
@@ -117,7 +115,8 @@ def print_summary(report):
               f"allow at most {fmt(pct(f['ceiling_direct_share']), '.1f')}% on this machine")
     c = figs["cpu_bound"]
     if c:
-        print(f"   CPU-bound, 2 instances / 1 ({report['meta']['balance']}): req/s x{c['rps_ratio']:.3f} "
+        print(f"   CPU-bound, 2 instances / 1 ({report['meta']['balance']}): "
+              f"req/s x{c['rps_ratio']:.3f} "
               f"(target >= {RPS_RATIO_MIN}) {c['rps_verdict']}; p99 x{c['p99_ratio']:.3f} "
               f"(target <= {P99_RATIO_MAX}) {c['p99_verdict']}; the cores allow at most "
               f"x{fmt(c['ceiling_ratio'], '.3f')} at this CPU per request")
@@ -137,7 +136,8 @@ def markdown(report):
         "",
         f"{meta['date']} on {meta['machine']['host']}, {meta['machine']['cpus']} CPUs "
         f"({meta['machine']['cpu_model']}); package {meta['package']}, commit {meta['commit']}; "
-        f"{meta['haproxy_version']} (worker threads: {', '.join(map(str, meta['haproxy_threads']))}), balance "
+        f"{meta['haproxy_version']} (worker threads: "
+        f"{', '.join(map(str, meta['haproxy_threads']))}), balance "
         f"{meta['balance']}; {meta['wrk_version']}, `wrk -t1 -c{meta['connections']}` for "
         f"{meta['duration']} s per phase after {meta['warmup']} s of warm-up.",
         "",
@@ -232,30 +232,8 @@ def chart(report, folder, workdir):
         f"plot {stacked}",
         "unset multiplot",
     ]
-    gp = workdir / "deployed.gp"
-    gp.write_text("\n".join(script) + "\n", encoding="utf-8")
-    result = subprocess.run(["gnuplot", str(gp)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            timeout=60, check=False)
-    if result.returncode != 0 or not (folder / "chart.png").exists():
-        raise BenchError(f"gnuplot failed:\n{result.stdout[-2000:]}")
+    scaling_report.gnuplot(script, workdir / "deployed.gp", folder / "chart.png")
 
 
 def write_results(args, report, workdir):
-    import json
-    import shutil
-
-    folder, staging = results_folder(args)
-    staging.mkdir(parents=True, exist_ok=False)
-    try:
-        (staging / "run.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        (staging / "report.md").write_text(markdown(report), encoding="utf-8")
-        chart(report, staging, workdir)
-        if staging != folder:
-            shutil.rmtree(folder, ignore_errors=True)
-            staging.rename(folder)
-    except BaseException:
-        if staging != folder:
-            shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return folder
+    return scaling_report.write_results(args, report, workdir, markdown, chart)

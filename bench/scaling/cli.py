@@ -117,12 +117,18 @@ def non_negative(text):
 
 
 def prerequisites(args):
-    if not args.no_install_deps:
+    require(PROG, ["wrk", "haproxy", "gnuplot"] + ([] if args.server else ["cmake"]),
+            install=not args.no_install_deps)
+
+
+def require(prog, tools, install):
+    """Installs the benchmarks' packages (install: packaging/install-deps.sh bench), then exits
+    EXIT_MISSING naming what is still missing of tools and the harness's python modules."""
+    if install:
         if subprocess.run([str(REPO / "packaging" / "install-deps.sh"), "bench"],
                           stdin=subprocess.DEVNULL, stdout=sys.stderr, check=False).returncode:
-            print(f"{PROG}: packaging/install-deps.sh bench failed; checking for the tools anyway",
+            print(f"{prog}: packaging/install-deps.sh bench failed; checking for the tools anyway",
                   file=sys.stderr)
-    tools = ["wrk", "haproxy", "gnuplot"] + ([] if args.server else ["cmake"])
     missing = [tool for tool in tools if shutil.which(tool) is None]
     for module, package in (("jinja2", "python3-jinja2"), ("yaml", "python3-yaml")):
         try:
@@ -130,7 +136,7 @@ def prerequisites(args):
         except ImportError:
             missing.append(f"{package} (for {sys.executable})")
     if missing:
-        print(f"{PROG}: missing: {', '.join(missing)} (packaging/install-deps.sh bench installs "
+        print(f"{prog}: missing: {', '.join(missing)} (packaging/install-deps.sh bench installs "
               "them)", file=sys.stderr)
         sys.exit(EXIT_MISSING)
 

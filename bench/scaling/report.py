@@ -225,12 +225,16 @@ def chart(report, folder, workdir):
                 f"variable, '' index {index} using 0:{column}:(sprintf('{fmt_label}', "
                 f"${column})) with labels offset 0,0.8 font ',9'")
     script.append("unset multiplot")
-    gp = workdir / "chart.gp"
+    gnuplot(script, workdir / "chart.gp", folder / "chart.png")
+
+
+def gnuplot(script, gp, png):
+    """Writes script (lines) to gp, runs gnuplot on it; raises BenchError unless png was drawn."""
     gp.write_text("\n".join(script) + "\n", encoding="utf-8")
     result = subprocess.run(["gnuplot", str(gp)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             timeout=60, check=False)
-    if result.returncode != 0 or not (folder / "chart.png").exists():
+    if result.returncode != 0 or not png.exists():
         raise BenchError(f"gnuplot failed:\n{result.stdout[-2000:]}")
 
 
@@ -249,13 +253,16 @@ def results_folder(args):
     return folder, folder
 
 
-def write_results(args, report, workdir):
+def write_results(args, report, workdir, write_markdown=None, draw_chart=None):
+    """run.json, report.md and chart.png in a new results folder (renamed into place whole, so a
+    failed run leaves none); another benchmark passes its own markdown and chart."""
+    write_markdown, draw_chart = write_markdown or markdown, draw_chart or chart
     folder, staging = results_folder(args)
     staging.mkdir(parents=True, exist_ok=False)
     try:
         (staging / "run.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        (staging / "report.md").write_text(markdown(report), encoding="utf-8")
-        chart(report, staging, workdir)
+        (staging / "report.md").write_text(write_markdown(report), encoding="utf-8")
+        draw_chart(report, staging, workdir)
         if staging != folder:
             shutil.rmtree(folder, ignore_errors=True)
             staging.rename(folder)
