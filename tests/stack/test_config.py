@@ -46,6 +46,8 @@ VARIANTS = {
                                              "tandem_lb_source_session_rate": 0},
     "other rate period and table size": {"tandem_lb_source_rate_period": 60,
                                          "tandem_lb_source_table_size": "1m"},
+    "every request logged": {"tandem_lb_log_requests": "all"},
+    "no request log": {"tandem_lb_log_requests": "off"},
 }
 
 
@@ -80,7 +82,8 @@ def test_defaults_render_the_design_contract():
         "http-request set-header X-Request-ID %[unique-id]",
         "%ID\"",
         "if { path /health }",
-        "http-request deny deny_status 403 if { path /metrics /api/metrics }",
+        "acl blocked_path path /metrics /api/metrics",
+        "http-request deny deny_status 403 if blocked_path",
         "balance leastconn",
         "cookie tandem_instance insert indirect nocache httponly",
         "http-check send meth GET uri /health",
@@ -106,9 +109,14 @@ def test_defaults_render_the_design_contract():
         "store conn_cur,http_req_rate(10s),gpc0_rate(10s)",
         "tcp-request connection track-sc0 src,ipmask(32,64)",
         "tcp-request connection reject if { sc0_conn_cur gt 100 }",
-        "http-request deny deny_status 429 if { sc0_http_req_rate gt 3000 }",
-        "http-request deny deny_status 429 if METH_POST { path /api/session } "
-        "{ sc0_gpc0_rate gt 100 }",
+        "acl over_request_rate sc0_http_req_rate gt 3000",
+        "http-request deny deny_status 429 if over_request_rate",
+        "acl over_session_rate sc0_gpc0_rate gt 100",
+        "http-request deny deny_status 429 if METH_POST { path /api/session } over_session_rate",
+        # By default HAProxy's own refusals leave no log line (a flood would buy one each).
+        "option dontlog-normal",
+        "http-request set-log-level silent if over_request_rate",
+        "http-request set-log-level silent if blocked_path",
         "http-response sc-inc-gpc0(0) if { res.cook(tandem_session) -m found }",
         "errorfile 429 /etc/haproxy/errors/tandem/429.http",
         "errorfile 503 /etc/haproxy/errors/tandem/503.http",
@@ -223,3 +231,31 @@ def test_one_haproxy_thread_unless_told_otherwise():
     assert "\n    nbthread 3\n" in config.render({"tandem_lb_nbthread": 3})
     # 0 leaves HAProxy's own choice, one thread per CPU: no nbthread line at all.
     assert "nbthread" not in config.render({"tandem_lb_nbthread": 0})
+
+
+@pytest.mark.parametrize("value, wanted, unwanted", [
+    ("errors", ["option dontlog-normal", "http-request set-log-level silent if over_request_rate"],
+     ["no log"]),
+    ("ERRORS", ["option dontlog-normal"], ["no log"]),
+    # YAML reads an unquoted off or on as a boolean.
+    (False, ["no log"], ["option dontlog-normal", "set-log-level silent"]),
+    (True, [], ["no log", "option dontlog-normal", "set-log-level silent"]),
+    ("all", [], ["no log", "option dontlog-normal", "set-log-level silent"]),
+])
+def test_request_log_setting(value, wanted, unwanted):
+    frontend = config.render({"tandem_lb_log_requests": value}).split("frontend public", 1)[1]
+    frontend = frontend.split("\nbackend ", 1)[0]
+    lines = [line.strip() for line in frontend.splitlines() if not line.strip().startswith("#")]
+    assert all(line in lines for line in wanted), (value, wanted)
+    assert not [line for line in lines if any(line.startswith(u) for u in unwanted)], value
+
+
+def test_unknown_request_log_setting_stops_haproxy_check(tmp_path):
+    variant = {"tandem_lb_log_requests": "verbose",
+               "tandem_lb_errorfiles_dir": str(tmp_path / "errors")}
+    config.render_errorfiles(variant)
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(config.render(variant))
+    with pytest.raises(Exception) as failure:
+        config.validate(path)
+    assert "log_requests_must_be_errors_all_or_off" in str(failure.value)

@@ -5,6 +5,8 @@ with the variables an operator sets to follow them all.
 - defaults: 200 ordinary requests leave no request line in either log (they are counted in the
   metrics); a 503 HAProxy answers itself, and a request that had to be redispatched off a dead
   instance, are in HAProxy's log; a request slower than --slow-request is in the instance's;
+- defaults: HAProxy's own refusals (403 on a blocked path, 429 over a per-source limit) leave no
+  line, so that a flood does not buy a journal line with every request;
 - tandem_lb_log_requests: all with --access-log all: every request is in both logs, joined by
   the X-Request-ID the client got back.
 """
@@ -102,3 +104,23 @@ def test_every_request_when_asked(make_stack, report):
            f"instances'")
     assert [line.rsplit(" ", 1)[1] for line in haproxy] == ids
     assert sorted(e["request_id"] for e in instances) == sorted(ids)
+
+
+def test_refusals_are_not_logged_by_default(make_stack, report):
+    stack = make_stack(instances=1, overrides={"tandem_lb_source_request_rate": 10})
+    statuses = [get(stack.url("/metrics"))[0] for _ in range(5)]
+    statuses += [get(stack.url("/api/whoami"))[0] for _ in range(30)]
+    assert statuses[:5] == [403] * 5 and statuses[-10:] == [429] * 10, statuses
+    # A request that went wrong after them, from another address (127.0.0.1 is over its limit):
+    # HAProxy's own 503. Its line is the first and only one: the refusals left none.
+    stack.api.set_server_state(stack.backend, "app-1", "maint")
+    unavailable = load.parallel([load.Request("GET", stack.url("/api/whoami"))],
+                                source="127.0.0.2")[0]
+    assert unavailable.status == 503, unavailable
+    unavailable_id = unavailable.headers["x-request-id"]
+    lines = wait_until(lambda: haproxy_request_lines(stack) or None, timeout=5,
+                       what="a line in HAProxy's log")
+    stack.api.set_server_state(stack.backend, "app-1", "ready")
+    report(f"defaults: {statuses.count(403)} answers 403 and {statuses.count(429)} answers 429, "
+           f"then a 503 -> HAProxy's log: {lines}")
+    assert len(lines) == 1 and unavailable_id in lines[0] and " 503 " in lines[0], lines
