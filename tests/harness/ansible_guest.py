@@ -343,8 +343,10 @@ up: tandem is deployed in a systemd guest (a systemd-nspawn container sharing th
       HAProxy's stats page (/metrics: Prometheus)
   http://127.0.0.1:9090/consoles/tandem.html
       the fleet's dashboard (Prometheus; alerts: http://127.0.0.1:9093, Alertmanager)
-  {ssh} journalctl -o cat -u haproxy -u 'tandem@*' --grep REQUEST_ID
-      one request's whole path, by the X-Request-ID it was answered with
+  {ssh} tandemctl logs --request REQUEST_ID
+      one request's path, by the X-Request-ID it was answered with (by default only requests
+      that went wrong are logged; every one with -e tandem_lb_log_requests=all
+      -e tandem_app_access_log=all)
   {ssh}
       a shell in the guest
   . {env_file} && cd ansible && ansible-playbook rolling-restart.yml
