@@ -110,7 +110,9 @@ Json::StreamWriter& compact_writer() {
   static const std::unique_ptr<Json::StreamWriter> writer = [] {
     Json::StreamWriterBuilder builder;
     builder["indentation"] = "";
-    builder["emitUTF8"] = true;
+    // Everything beyond ASCII escaped ("é" as "\u00e9"): a line is plain ASCII, safe on a
+    // terminal and in any tool, whatever bytes the message had (made valid UTF-8 first: append).
+    builder["emitUTF8"] = false;
     return std::unique_ptr<Json::StreamWriter>(builder.newStreamWriter());
   }();
   return *writer;
@@ -119,6 +121,12 @@ Json::StreamWriter& compact_writer() {
 void append(std::ostringstream& out, const char* key, const Json::Value& value) {
   out << (out.tellp() > 1 ? "," : "") << '"' << key << "\":";
   compact_writer().write(value, &out);
+}
+
+// A string from the journal: its bytes are whatever a process logged. jsoncpp would copy or
+// misread bytes that are not UTF-8, giving a line that strict parsers refuse; they become U+FFFD.
+void append(std::ostringstream& out, const char* key, const std::string& value) {
+  append(out, key, Json::Value(valid_utf8(value)));
 }
 
 }  // namespace

@@ -30,7 +30,8 @@ std::string entry_line(const LogEntry& entry, bool colour);
 
 // One compact JSON object, without the newline: time (ISO-8601 in UTC with microseconds), unit,
 // instance (null for HAProxy), priority (its name), pid (null when unknown), request_id (only
-// when known) and message, in that order.
+// when known) and message, in that order. ASCII only: everything else is escaped, bytes that
+// are not UTF-8 as U+FFFD.
 std::string entry_json(const LogEntry& entry);
 
 }  // namespace tandem::ctl

@@ -176,6 +176,32 @@ BOOST_AUTO_TEST_CASE(json_says_null_for_what_is_not_known) {
   BOOST_TEST(value["message"].asString() == entry.message);
 }
 
+BOOST_AUTO_TEST_CASE(json_is_ascii_and_valid_whatever_the_message_holds) {
+  LogEntry entry = haproxy_entry();
+  entry.message =
+      "caf\xc3\xa9 \xc2\x9b"
+      "2J bad\xff\x80 cut\xe2\x82";
+  entry.request_id = "id\xfe";
+  const std::string text = entry_json(entry);
+  // Nothing for a terminal to interpret, nothing a strict parser refuses.
+  for (const char c : text) BOOST_TEST(static_cast<unsigned char>(c) < 0x80);
+  Json::CharReaderBuilder builder;
+  Json::CharReaderBuilder::strictMode(&builder.settings_);
+  const std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
+  Json::Value value;
+  std::string errors;
+  BOOST_REQUIRE_MESSAGE(reader->parse(text.data(), text.data() + text.size(), &value, &errors),
+                        errors + " in " + text);
+  const std::string replacement = "\xef\xbf\xbd";
+  BOOST_TEST(value["message"].asString() ==
+             "caf\xc3\xa9 \xc2\x9b"
+             "2J bad" +
+                 replacement + replacement + " cut" + replacement + replacement);
+  BOOST_TEST(value["request_id"].asString() == "id" + replacement);
+  BOOST_TEST(text.find(R"(caf\u00e9 \u009b2J bad\ufffd\ufffd cut\ufffd\ufffd)") !=
+             std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(priorities_have_syslog_names) {
   BOOST_TEST(priority_name(0) == "emerg");
   BOOST_TEST(priority_name(3) == "err");
