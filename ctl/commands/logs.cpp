@@ -1,6 +1,5 @@
 // tandemctl logs: the journal of every instance and HAProxy, merged in time order.
 #include <poll.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
@@ -21,6 +20,7 @@
 #include "journal_reader.hpp"
 #include "log_entry.hpp"
 #include "since.hpp"
+#include "stop_signals.hpp"
 #include "terminal.hpp"
 
 namespace tandem::ctl {
@@ -37,49 +37,6 @@ struct LogsOptions {
   std::string request;
   std::string since;
   bool json = false;
-};
-
-// SIGINT and SIGTERM, blocked and read from a descriptor while following, so that the journal's
-// wait and the stop are one poll and the command ends by returning, exit status 0.
-class StopSignals {
- public:
-  StopSignals() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGTERM);
-    if (sigprocmask(SIG_BLOCK, &set_, &previous_) != 0) {
-      throw CtlError(std::string("sigprocmask(): ") + std::strerror(errno));
-    }
-    fd_ = signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (fd_ < 0) {
-      const int error = errno;
-      sigprocmask(SIG_SETMASK, &previous_, nullptr);
-      throw CtlError(std::string("signalfd(): ") + std::strerror(error));
-    }
-  }
-  ~StopSignals() {
-    // The signals that came are taken first: unblocked while pending, they would end the
-    // process by their default action instead of the return with exit status 0.
-    signalfd_siginfo info{};
-    while (::read(fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
-    }
-    ::close(fd_);
-    sigprocmask(SIG_SETMASK, &previous_, nullptr);
-  }
-  StopSignals(const StopSignals&) = delete;
-  StopSignals& operator=(const StopSignals&) = delete;
-
-  int fd() const { return fd_; }
-  // Whether one has come (without waiting).
-  bool pending() const {
-    pollfd entry{fd_, POLLIN, 0};
-    return ::poll(&entry, 1, 0) > 0;
-  }
-
- private:
-  sigset_t set_{};
-  sigset_t previous_{};
-  int fd_ = -1;
 };
 
 // Where the entries go: JSON lines, or a line each for a terminal. False once stdout is gone
