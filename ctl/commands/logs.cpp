@@ -19,6 +19,7 @@
 #include "error.hpp"
 #include "journal_reader.hpp"
 #include "log_entry.hpp"
+#include "log_filter.hpp"
 #include "since.hpp"
 #include "stop_signals.hpp"
 #include "terminal.hpp"
@@ -27,7 +28,6 @@ namespace tandem::ctl {
 namespace {
 
 constexpr const char* kHaproxy = "haproxy";
-constexpr const char* kHaproxyUnit = "haproxy.service";
 constexpr int kDefaultLines = 20;
 
 struct LogsOptions {
@@ -89,35 +89,23 @@ std::map<std::string, std::string> units_of(const Settings& settings,
   return units;
 }
 
-bool wanted(const LogEntry& entry, const LogsOptions& options) {
-  if (options.request.empty()) return true;
-  return entry.request_id == options.request ||
-         entry.message.find(options.request) != std::string::npos;
-}
-
-// HAProxy's line carries the id in its text only: it is named in the output too.
-LogEntry with_request(LogEntry entry, const LogsOptions& options) {
-  if (entry.request_id.empty() && !options.request.empty()) entry.request_id = options.request;
-  return entry;
-}
-
 // Prints the entries wanted from the current position to the end; false when output stopped
 // (stdout gone, or a stop signal).
-bool print_to_end(JournalReader& journal, const LogsOptions& options, Printer& printer,
+bool print_to_end(JournalReader& journal, const LogFilter& filter, Printer& printer,
                   const StopSignals* stop) {
   long seen = 0;
   while (journal.next()) {
     // A search through a long journal stays interruptible while following.
     if (stop != nullptr && ++seen % 1024 == 0 && stop->pending()) return false;
-    const LogEntry entry = journal.entry();
-    if (wanted(entry, options) && !printer.print(with_request(entry, options))) return false;
+    const auto entry = filter.pass(journal.entry());
+    if (entry && !printer.print(*entry)) return false;
   }
   return printer.flush();
 }
 
 // The last `limit` entries wanted (since `since_us`), printed oldest first. Leaves the journal
 // where following must go on: after the newest matching entry, wanted or not.
-bool print_last(JournalReader& journal, const LogsOptions& options, std::size_t limit,
+bool print_last(JournalReader& journal, const LogFilter& filter, bool follow, std::size_t limit,
                 std::uint64_t since_us, Printer& printer, const StopSignals* stop) {
   journal.seek_tail();
   std::vector<LogEntry> last;
@@ -127,14 +115,13 @@ bool print_last(JournalReader& journal, const LogsOptions& options, std::size_t 
     if (!newest) newest = journal.cursor();
     if (last.size() >= limit || journal.realtime_us() < since_us) break;
     if (stop != nullptr && ++seen % 1024 == 0 && stop->pending()) return false;
-    LogEntry entry = journal.entry();
-    if (wanted(entry, options)) last.push_back(with_request(std::move(entry), options));
+    if (auto entry = filter.pass(journal.entry())) last.push_back(std::move(*entry));
   }
   for (auto it = last.rbegin(); it != last.rend(); ++it) {
     if (!printer.print(*it)) return false;
   }
   if (!printer.flush()) return false;
-  if (!options.follow) return true;
+  if (!follow) return true;
   if (!newest) {
     // Nothing matched yet: whatever comes is new.
     journal.seek_head();
@@ -143,17 +130,17 @@ bool print_last(JournalReader& journal, const LogsOptions& options, std::size_t 
   journal.seek_cursor(*newest);
   if (journal.next() && !journal.at_cursor(*newest)) {
     // The newest entry was rotated away meanwhile: this one came after it.
-    const LogEntry entry = journal.entry();
-    if (wanted(entry, options) && !printer.print(with_request(entry, options))) return false;
+    const auto entry = filter.pass(journal.entry());
+    if (entry && !printer.print(*entry)) return false;
   }
   return true;
 }
 
 // New entries as they come, until a stop signal (or stdout goes).
-void follow(JournalReader& journal, const LogsOptions& options, Printer& printer,
+void follow(JournalReader& journal, const LogFilter& filter, Printer& printer,
             const StopSignals& stop) {
   for (;;) {
-    if (!print_to_end(journal, options, printer, &stop)) return;
+    if (!print_to_end(journal, filter, printer, &stop)) return;
     pollfd fds[2] = {{journal.fd(), static_cast<short>(journal.events()), 0},
                      {stop.fd(), POLLIN, 0}};
     int timeout_ms = -1;
@@ -190,6 +177,7 @@ int run_logs(const Globals& globals, const LogsOptions& options, bool lines_give
 
   // Asked for a request or a time, the operator wants all of it; else the last lines.
   const bool everything = !lines_given && (!options.request.empty() || !options.since.empty());
+  const LogFilter filter(since_us, options.request);
   const bool terminal = ::isatty(STDOUT_FILENO) == 1;
   Printer printer(options.json || !terminal, colour_wanted());
   // A closed pipe ends the output with a failed write, not with SIGPIPE's death.
@@ -208,17 +196,17 @@ int run_logs(const Globals& globals, const LogsOptions& options, bool lines_give
     } else {
       journal.seek_realtime(since_us);
     }
-    going = print_to_end(journal, options, printer, stop.get());
+    going = print_to_end(journal, filter, printer, stop.get());
   } else {
-    going = print_last(journal, options, static_cast<std::size_t>(options.lines), since_us, printer,
-                       stop.get());
+    going = print_last(journal, filter, options.follow, static_cast<std::size_t>(options.lines),
+                       since_us, printer, stop.get());
   }
   if (printer.printed() == 0 && terminal && !options.follow) {
     std::cerr << "-- no entries"
               << (options.request.empty() ? "" : " of request " + options.request)
               << (options.since.empty() ? "" : " since " + options.since) << " --\n";
   }
-  if (going && options.follow) follow(journal, options, printer, *stop);
+  if (going && options.follow) follow(journal, filter, printer, *stop);
   return kExitOk;
 }
 
@@ -250,7 +238,8 @@ void add_logs(CLI::App& app, const Globals& globals, Runner& run) {
   command->add_option(
       "--request", options->request,
       "Only the entries of the request with this id (the X-Request-ID HAProxy answered with): "
-      "the instance's, by its TANDEM_REQUEST_ID field, and HAProxy's, by the id in its line. "
+      "the instance's, by its TANDEM_REQUEST_ID field, and HAProxy's, by the id that ends its "
+      "line; the whole id, not a part. "
       "Searches the whole journal unless --since or -n bounds it");
   command->add_option("--since", options->since,
                       std::string("Only entries logged since then: ") + kSinceForms +

@@ -89,6 +89,9 @@ def test_request_finds_haproxy_and_its_instance_only(system, report):
     assert json.loads(by_unit[UNITS[instance]]["message"])["event"] == "request"
     # Bounded by --since, it is still found; --json on a pipe changes nothing.
     assert entries(ctl(system, "logs", "--request", wanted, "--since", "10m", "--json")) == found
+    # Neither a part of the id nor the id within a longer one finds it.
+    assert entries(ctl(system, "logs", "--request", wanted[:-1])) == []
+    assert entries(ctl(system, "logs", "--request", wanted[1:])) == []
     # An id never logged: nothing, exit 0.
     nothing = ctl(system, "logs", "--request", "no-such-request-id")
     assert (nothing.returncode, nothing.stdout) == (0, "")
