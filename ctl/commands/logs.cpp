@@ -39,7 +39,7 @@ struct LogsOptions {
   bool json = false;
 };
 
-// Where the entries go: JSON lines, or a line each for a terminal. False once stdout is gone
+// Where the entries go: a line each, or JSON lines with --json. False once stdout is gone
 // (a closed pipe: `tandemctl logs | head`), which ends the command quietly.
 class Printer {
  public:
@@ -179,7 +179,9 @@ int run_logs(const Globals& globals, const LogsOptions& options, bool lines_give
   const bool everything = !lines_given && (!options.request.empty() || !options.since.empty());
   const LogFilter filter(since_us, options.request);
   const bool terminal = ::isatty(STDOUT_FILENO) == 1;
-  Printer printer(options.json || !terminal, colour_wanted());
+  // The same lines on a terminal and piped (grep, less, a file), coloured on a terminal only;
+  // JSON when asked for.
+  Printer printer(options.json, colour_wanted());
   // A closed pipe ends the output with a failed write, not with SIGPIPE's death.
   std::signal(SIGPIPE, SIG_IGN);
   std::unique_ptr<StopSignals> stop;
@@ -218,10 +220,11 @@ void add_logs(CLI::App& app, const Globals& globals, Runner& run) {
       "logs",
       "The journal of this host's instances (tandem@<port>.service, from the <port>.env files) "
       "and of HAProxy (haproxy.service), merged in time order: what their processes logged and "
-      "what systemd logged about their units. By default the last 20 entries. On a terminal, "
-      "one line per entry: local time, source (instance id or haproxy) and message, errors red "
-      "and warnings yellow. Piped, or with --json: one JSON object per line (time in UTC with "
-      "microseconds, unit, instance, priority, pid, request_id when known, message). Reads the "
+      "what systemd logged about their units and their crashes. By default the last 20 "
+      "entries. One line per entry, on a terminal as piped: local time, source (instance id or "
+      "haproxy) and message, its further lines indented under it; on a terminal, errors red and "
+      "warnings yellow. With --json: one JSON object per line (time in UTC with microseconds, "
+      "unit, instance, priority, pid, request_id when known, message). Reads the "
       "system journal: needs root or the systemd-journal group. No entry: prints nothing, "
       "exit 0.");
   command->add_flag("-f,--follow", options->follow,
@@ -244,7 +247,7 @@ void add_logs(CLI::App& app, const Globals& globals, Runner& run) {
   command->add_option("--since", options->since,
                       std::string("Only entries logged since then: ") + kSinceForms +
                           "; every entry since then unless -n is given");
-  command->add_flag("--json", options->json, "One JSON object per line, also on a terminal");
+  command->add_flag("--json", options->json, "One JSON object per line instead");
   command->callback([&globals, &run, options, lines] {
     const bool lines_given = lines->count() > 0;
     run = [&globals, options, lines_given] { return run_logs(globals, *options, lines_given); };
