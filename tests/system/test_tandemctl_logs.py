@@ -5,8 +5,9 @@ their access log on, tandemctl reading the guest's own journal.
 In file order: a request's id finds its HAProxy line and its instance's line and nothing else;
 --instance keeps one unit's entries; -n bounds the count; --since takes a duration and refuses
 nonsense with exit 2; piped, a line per entry as on a terminal (uncoloured), JSON with --json;
-a user who may not read the journal gets exit 1 and what to do; -f prints what is logged after it
-started and exits 0 on SIGTERM and on SIGINT, leaving nothing running.
+a crash's entry (COREDUMP_UNIT) counts as its instance's; a user who may not read the journal gets
+exit 1 and what to do; -f prints what is logged after it started and
+exits 0 on SIGTERM and on SIGINT, leaving nothing running.
 """
 
 import datetime
@@ -171,6 +172,27 @@ def test_piped_lines_unless_json(system, report):
     assert any(re.match(local + re.escape(instance) + r" +\{", line) for line in lines)
     as_json = entries(ctl(system, "logs", "--request", wanted, "--json"))
     assert len(as_json) == 2 and all(entry["request_id"] == wanted for entry in as_json)
+
+
+def test_a_crash_counts_as_its_instance(system, report):
+    # What systemd-coredump logs of a crash, written by root as it is: its own unit logs it and
+    # names the crashed one in COREDUMP_UNIT.
+    marker = f"Process 4242 (tandem-server) of user 999 dumped core. {time.monotonic_ns()}"
+    system.guest.run(["logger", "--journald"], input=(
+        f"MESSAGE={marker}\nPRIORITY=2\nCOREDUMP_UNIT={UNITS['app-1']}\n"
+        "MESSAGE_ID=fc2e22bc6ee647b6b90729ab34a250b1\n"))
+
+    def crash():
+        found = entries(ctl_json(system, "logs", "--instance", "app-1", "--since", "10m"))
+        return [entry for entry in found if entry["message"] == marker]
+
+    found = wait_until(crash, timeout=10, interval=0.2, what="the crash's entry")
+    report(f"a crash of app-1 in logs --instance app-1: {found}")
+    assert found[0]["unit"] == UNITS["app-1"] and found[0]["instance"] == "app-1"
+    assert found[0]["priority"] == "crit"
+    # Not another instance's.
+    others = entries(ctl_json(system, "logs", "--instance", "app-2", "--since", "10m"))
+    assert not [entry for entry in others if entry["message"] == marker]
 
 
 def test_terminal_lines(system, report):
