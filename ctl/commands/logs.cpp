@@ -30,6 +30,13 @@ namespace {
 constexpr const char* kHaproxy = "haproxy";
 constexpr int kDefaultLines = 20;
 
+// Why a request may have left no entry, for the operator who looked for one in vain.
+constexpr const char* kRequestNotLogged =
+    "By default only the requests that went wrong are logged. HAProxy logs a 5xx, a retry or\n"
+    "redispatch, a timeout, an aborted connection (its own 403 and 429 denials may be silenced);\n"
+    "the instances log a 5xx and a slow request. To log every request, deploy with\n"
+    "-e tandem_lb_log_requests=all -e tandem_app_access_log=all.\n";
+
 struct LogsOptions {
   bool follow = false;
   int lines = kDefaultLines;
@@ -207,6 +214,7 @@ int run_logs(const Globals& globals, const LogsOptions& options, bool lines_give
     std::cerr << "-- no entries"
               << (options.request.empty() ? "" : " of request " + options.request)
               << (options.since.empty() ? "" : " since " + options.since) << " --\n";
+    if (!options.request.empty()) std::cerr << kRequestNotLogged;
   }
   if (going && options.follow) follow(journal, filter, printer, *stop);
   return kExitOk;

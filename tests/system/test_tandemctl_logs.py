@@ -216,6 +216,9 @@ def test_terminal_lines(system, report):
     none = system.guest.run(["script", "-qec", "tandemctl logs --request no-such-id",
                              "/dev/null"], check=False, timeout=60)
     assert none.returncode == 0 and "no entries" in none.stdout
+    # With why a request may have left none, and how to log every one.
+    assert "tandem_lb_log_requests=all" in none.stdout
+    assert "tandem_app_access_log=all" in none.stdout
 
 
 def test_a_user_without_the_journal_is_told_what_to_do(system, report):
