@@ -83,17 +83,24 @@ void JournalReader::only_units(const std::map<std::string, std::string>& unit_in
   unit_instances_ = unit_instances;
   sd_journal_flush_matches(journal_);
   // Matches of one field are alternatives, of different fields all required; a disjunction
-  // separates the two groups: (_SYSTEMD_UNIT=a OR b) OR (_PID=1 AND (UNIT=a OR b)).
-  for (const auto& [unit, instance] : unit_instances) {
-    const std::string match = "_SYSTEMD_UNIT=" + unit;
-    check(sd_journal_add_match(journal_, match.data(), match.size()), "adding a match");
-  }
+  // separates the groups: (_SYSTEMD_UNIT=a OR b) OR (_PID=1 AND (UNIT=a OR b)) OR
+  // (_UID=0 AND (COREDUMP_UNIT=a OR b)).
+  const auto add_units = [&](const std::string& field) {
+    for (const auto& [unit, instance] : unit_instances) {
+      const std::string match = field + "=" + unit;
+      check(sd_journal_add_match(journal_, match.data(), match.size()), "adding a match");
+    }
+  };
+  add_units("_SYSTEMD_UNIT");
   check(sd_journal_add_disjunction(journal_), "adding a match");
   check(sd_journal_add_match(journal_, "_PID=1", 0), "adding a match");
-  for (const auto& [unit, instance] : unit_instances) {
-    const std::string match = "UNIT=" + unit;
-    check(sd_journal_add_match(journal_, match.data(), match.size()), "adding a match");
-  }
+  add_units("UNIT");
+  // systemd-coredump's entry of a crash (with its backtrace) is logged by its own unit and names
+  // the crashed one in COREDUMP_UNIT. Root's only, as journalctl -u takes it: any user may log
+  // such a field.
+  check(sd_journal_add_disjunction(journal_), "adding a match");
+  check(sd_journal_add_match(journal_, "_UID=0", 0), "adding a match");
+  add_units("COREDUMP_UNIT");
 }
 
 void JournalReader::seek_head() { check(sd_journal_seek_head(journal_), "seeking its start"); }
@@ -135,6 +142,7 @@ LogEntry JournalReader::entry() const {
   entry.realtime_us = realtime_us();
   entry.unit = field("_SYSTEMD_UNIT");
   if (!unit_instances_.contains(entry.unit)) entry.unit = field("UNIT");  // systemd's own line.
+  if (!unit_instances_.contains(entry.unit)) entry.unit = field("COREDUMP_UNIT");  // A crash.
   if (auto found = unit_instances_.find(entry.unit); found != unit_instances_.end()) {
     entry.instance = found->second;
   }

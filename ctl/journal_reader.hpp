@@ -21,8 +21,9 @@ class JournalReader {
   JournalReader& operator=(const JournalReader&) = delete;
 
   // Only the entries of these units, each with the instance id to show (empty for HAProxy):
-  // what their processes logged (_SYSTEMD_UNIT) and what systemd logged about them (UNIT, from
-  // pid 1: started, stopped, watchdog timeouts).
+  // what their processes logged (_SYSTEMD_UNIT), what systemd logged about them (UNIT, from
+  // pid 1: started, stopped, watchdog timeouts) and their crashes (COREDUMP_UNIT, from
+  // systemd-coredump, with the backtrace).
   void only_units(const std::map<std::string, std::string>& unit_instances);
 
   void seek_head();

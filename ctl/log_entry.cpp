@@ -35,11 +35,73 @@ std::string timestamp(std::uint64_t realtime_us, bool utc, const char* format, i
   return text;
 }
 
-std::string printable(const std::string& message) {
-  std::string text = message;
-  for (char& c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if ((byte < 0x20 && c != '\t' && c != '\n') || byte == 0x7f) c = '?';
+// U+FFFD, which stands for bytes that are not UTF-8.
+constexpr const char* kReplacement = "\xef\xbf\xbd";
+
+// The length of the well-formed UTF-8 sequence at text[at] (1 to 4), or 0 when there is none
+// there: a stray continuation byte, a truncated or overlong sequence, a surrogate, or beyond
+// U+10FFFF (the Unicode standard's table 3-7).
+std::size_t utf8_length(const std::string& text, std::size_t at) {
+  const auto byte = [&](std::size_t i) {
+    return at + i < text.size() ? static_cast<unsigned char>(text[at + i]) : 0u;
+  };
+  const auto continuation = [&](std::size_t i, unsigned low = 0x80, unsigned high = 0xbf) {
+    return byte(i) >= low && byte(i) <= high;
+  };
+  const unsigned lead = byte(0);
+  if (lead < 0x80) return 1;
+  if (lead >= 0xc2 && lead <= 0xdf) return continuation(1) ? 2 : 0;
+  if (lead >= 0xe0 && lead <= 0xef) {
+    const unsigned low = lead == 0xe0 ? 0xa0 : 0x80, high = lead == 0xed ? 0x9f : 0xbf;
+    return continuation(1, low, high) && continuation(2) ? 3 : 0;
+  }
+  if (lead >= 0xf0 && lead <= 0xf4) {
+    const unsigned low = lead == 0xf0 ? 0x90 : 0x80, high = lead == 0xf4 ? 0x8f : 0xbf;
+    return continuation(1, low, high) && continuation(2) && continuation(3) ? 4 : 0;
+  }
+  return 0;
+}
+
+// The text with every byte that is not part of well-formed UTF-8 replaced by U+FFFD.
+std::string valid_utf8(const std::string& text) {
+  std::string valid;
+  valid.reserve(text.size());
+  for (std::size_t at = 0; at < text.size();) {
+    const std::size_t length = utf8_length(text, at);
+    if (length == 0) {
+      valid += kReplacement;
+      ++at;
+    } else {
+      valid.append(text, at, length);
+      at += length;
+    }
+  }
+  return valid;
+}
+
+// The message as a terminal may show it: nothing in it can move the cursor, change colours or
+// start a line that looks like another entry. Each line after the first is indented by `indent`
+// spaces, under the message (as journalctl does); other C0 and C1 control characters but tab
+// become "?", bytes that are not UTF-8 U+FFFD.
+std::string printable(const std::string& message, std::size_t indent) {
+  const std::string valid = valid_utf8(message);
+  std::string text;
+  text.reserve(valid.size());
+  for (std::size_t at = 0; at < valid.size();) {
+    const auto byte = static_cast<unsigned char>(valid[at]);
+    const std::size_t length = utf8_length(valid, at);
+    if (byte == '\n') {
+      text += '\n' + std::string(indent, ' ');
+    } else if (byte == '\t') {
+      text += '\t';
+    } else if (byte < 0x20 || byte == 0x7f ||
+               (byte == 0xc2 && static_cast<unsigned char>(valid[at + 1]) < 0xa0)) {
+      // C0, DEL, and C1 (U+0080 to U+009F, encoded C2 80 to C2 9F), of which CSI.
+      text += '?';
+    } else {
+      text.append(valid, at, length);
+    }
+    at += length;
   }
   return text;
 }
@@ -48,7 +110,9 @@ Json::StreamWriter& compact_writer() {
   static const std::unique_ptr<Json::StreamWriter> writer = [] {
     Json::StreamWriterBuilder builder;
     builder["indentation"] = "";
-    builder["emitUTF8"] = true;
+    // Everything beyond ASCII escaped ("é" as "\u00e9"): a line is plain ASCII, safe on a
+    // terminal and in any tool, whatever bytes the message had (made valid UTF-8 first: append).
+    builder["emitUTF8"] = false;
     return std::unique_ptr<Json::StreamWriter>(builder.newStreamWriter());
   }();
   return *writer;
@@ -57,6 +121,12 @@ Json::StreamWriter& compact_writer() {
 void append(std::ostringstream& out, const char* key, const Json::Value& value) {
   out << (out.tellp() > 1 ? "," : "") << '"' << key << "\":";
   compact_writer().write(value, &out);
+}
+
+// A string from the journal: its bytes are whatever a process logged. jsoncpp would copy or
+// misread bytes that are not UTF-8, giving a line that strict parsers refuse; they become U+FFFD.
+void append(std::ostringstream& out, const char* key, const std::string& value) {
+  append(out, key, Json::Value(valid_utf8(value)));
 }
 
 }  // namespace
@@ -84,9 +154,12 @@ std::string entry_line(const LogEntry& entry, bool colour) {
   } else if (entry.priority == 4) {
     message_colour = Colour::kYellow;
   }
-  return paint(timestamp(entry.realtime_us, false, "%Y-%m-%d %H:%M:%S", 3), Colour::kGrey, colour) +
-         " " + pad(entry.source(), kSourceWidth) +
-         paint(printable(entry.message), message_colour, colour);
+  const std::string time = timestamp(entry.realtime_us, false, "%Y-%m-%d %H:%M:%S", 3);
+  const std::string source = pad(printable(entry.source(), 0), kSourceWidth);
+  // A message's further lines start under its first.
+  const std::size_t indent = time.size() + 1 + visible_width(source);
+  return paint(time, Colour::kGrey, colour) + " " + source +
+         paint(printable(entry.message, indent), message_colour, colour);
 }
 
 std::string entry_json(const LogEntry& entry) {

@@ -22,14 +22,16 @@ struct LogEntry {
 // syslog's name of a priority ("err", "warning", "info"...), or its number as text.
 std::string priority_name(int priority);
 
-// One line for a terminal, without the newline: local time with milliseconds, the source padded
-// to a column, the message; with `colour`, the message red from err up and yellow for warning.
-// Control characters in the message other than tab and newline become "?".
+// The entry for a person, without the final newline: local time with milliseconds, the source
+// padded to a column, the message; with `colour`, the message red from err up and yellow for
+// warning. A message of several lines continues on lines indented under its first; its other
+// control characters (C0 and C1) but tab become "?", bytes that are not UTF-8 U+FFFD.
 std::string entry_line(const LogEntry& entry, bool colour);
 
 // One compact JSON object, without the newline: time (ISO-8601 in UTC with microseconds), unit,
 // instance (null for HAProxy), priority (its name), pid (null when unknown), request_id (only
-// when known) and message, in that order.
+// when known) and message, in that order. ASCII only: everything else is escaped, bytes that
+// are not UTF-8 as U+FFFD.
 std::string entry_json(const LogEntry& entry);
 
 }  // namespace tandem::ctl

@@ -107,6 +107,11 @@ std::optional<Clock::time_point> local_date_time(const std::string& text) {
       local.tm_mon != *month - 1) {
     reject(text, "no such date");
   }
+  // It moves a time in the gap where the clocks go forward (02:30 on the night summer time
+  // starts in Berlin) by the gap: that time does not exist either.
+  if (local.tm_hour != *hour || local.tm_min != *minute || local.tm_sec != *second) {
+    reject(text, "no such time in the local time zone (the clocks skip it)");
+  }
   return Clock::from_time_t(seconds);
 }
 

@@ -1,6 +1,5 @@
 // tandemctl logs: the journal of every instance and HAProxy, merged in time order.
 #include <poll.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
@@ -20,15 +19,23 @@
 #include "error.hpp"
 #include "journal_reader.hpp"
 #include "log_entry.hpp"
+#include "log_filter.hpp"
 #include "since.hpp"
+#include "stop_signals.hpp"
 #include "terminal.hpp"
 
 namespace tandem::ctl {
 namespace {
 
 constexpr const char* kHaproxy = "haproxy";
-constexpr const char* kHaproxyUnit = "haproxy.service";
 constexpr int kDefaultLines = 20;
+
+// Why a request may have left no entry, for the operator who looked for one in vain.
+constexpr const char* kRequestNotLogged =
+    "By default only the requests that went wrong are logged. HAProxy logs a 5xx, a retry or\n"
+    "redispatch, a timeout, an aborted connection (its own 403 and 429 denials may be silenced);\n"
+    "the instances log a 5xx and a slow request. To log every request, deploy with\n"
+    "-e tandem_lb_log_requests=all -e tandem_app_access_log=all.\n";
 
 struct LogsOptions {
   bool follow = false;
@@ -39,50 +46,7 @@ struct LogsOptions {
   bool json = false;
 };
 
-// SIGINT and SIGTERM, blocked and read from a descriptor while following, so that the journal's
-// wait and the stop are one poll and the command ends by returning, exit status 0.
-class StopSignals {
- public:
-  StopSignals() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGTERM);
-    if (sigprocmask(SIG_BLOCK, &set_, &previous_) != 0) {
-      throw CtlError(std::string("sigprocmask(): ") + std::strerror(errno));
-    }
-    fd_ = signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (fd_ < 0) {
-      const int error = errno;
-      sigprocmask(SIG_SETMASK, &previous_, nullptr);
-      throw CtlError(std::string("signalfd(): ") + std::strerror(error));
-    }
-  }
-  ~StopSignals() {
-    // The signals that came are taken first: unblocked while pending, they would end the
-    // process by their default action instead of the return with exit status 0.
-    signalfd_siginfo info{};
-    while (::read(fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
-    }
-    ::close(fd_);
-    sigprocmask(SIG_SETMASK, &previous_, nullptr);
-  }
-  StopSignals(const StopSignals&) = delete;
-  StopSignals& operator=(const StopSignals&) = delete;
-
-  int fd() const { return fd_; }
-  // Whether one has come (without waiting).
-  bool pending() const {
-    pollfd entry{fd_, POLLIN, 0};
-    return ::poll(&entry, 1, 0) > 0;
-  }
-
- private:
-  sigset_t set_{};
-  sigset_t previous_{};
-  int fd_ = -1;
-};
-
-// Where the entries go: JSON lines, or a line each for a terminal. False once stdout is gone
+// Where the entries go: a line each, or JSON lines with --json. False once stdout is gone
 // (a closed pipe: `tandemctl logs | head`), which ends the command quietly.
 class Printer {
  public:
@@ -132,35 +96,23 @@ std::map<std::string, std::string> units_of(const Settings& settings,
   return units;
 }
 
-bool wanted(const LogEntry& entry, const LogsOptions& options) {
-  if (options.request.empty()) return true;
-  return entry.request_id == options.request ||
-         entry.message.find(options.request) != std::string::npos;
-}
-
-// HAProxy's line carries the id in its text only: it is named in the output too.
-LogEntry with_request(LogEntry entry, const LogsOptions& options) {
-  if (entry.request_id.empty() && !options.request.empty()) entry.request_id = options.request;
-  return entry;
-}
-
 // Prints the entries wanted from the current position to the end; false when output stopped
 // (stdout gone, or a stop signal).
-bool print_to_end(JournalReader& journal, const LogsOptions& options, Printer& printer,
+bool print_to_end(JournalReader& journal, const LogFilter& filter, Printer& printer,
                   const StopSignals* stop) {
   long seen = 0;
   while (journal.next()) {
     // A search through a long journal stays interruptible while following.
     if (stop != nullptr && ++seen % 1024 == 0 && stop->pending()) return false;
-    const LogEntry entry = journal.entry();
-    if (wanted(entry, options) && !printer.print(with_request(entry, options))) return false;
+    const auto entry = filter.pass(journal.entry());
+    if (entry && !printer.print(*entry)) return false;
   }
   return printer.flush();
 }
 
 // The last `limit` entries wanted (since `since_us`), printed oldest first. Leaves the journal
 // where following must go on: after the newest matching entry, wanted or not.
-bool print_last(JournalReader& journal, const LogsOptions& options, std::size_t limit,
+bool print_last(JournalReader& journal, const LogFilter& filter, bool follow, std::size_t limit,
                 std::uint64_t since_us, Printer& printer, const StopSignals* stop) {
   journal.seek_tail();
   std::vector<LogEntry> last;
@@ -170,14 +122,13 @@ bool print_last(JournalReader& journal, const LogsOptions& options, std::size_t 
     if (!newest) newest = journal.cursor();
     if (last.size() >= limit || journal.realtime_us() < since_us) break;
     if (stop != nullptr && ++seen % 1024 == 0 && stop->pending()) return false;
-    LogEntry entry = journal.entry();
-    if (wanted(entry, options)) last.push_back(with_request(std::move(entry), options));
+    if (auto entry = filter.pass(journal.entry())) last.push_back(std::move(*entry));
   }
   for (auto it = last.rbegin(); it != last.rend(); ++it) {
     if (!printer.print(*it)) return false;
   }
   if (!printer.flush()) return false;
-  if (!options.follow) return true;
+  if (!follow) return true;
   if (!newest) {
     // Nothing matched yet: whatever comes is new.
     journal.seek_head();
@@ -186,17 +137,17 @@ bool print_last(JournalReader& journal, const LogsOptions& options, std::size_t 
   journal.seek_cursor(*newest);
   if (journal.next() && !journal.at_cursor(*newest)) {
     // The newest entry was rotated away meanwhile: this one came after it.
-    const LogEntry entry = journal.entry();
-    if (wanted(entry, options) && !printer.print(with_request(entry, options))) return false;
+    const auto entry = filter.pass(journal.entry());
+    if (entry && !printer.print(*entry)) return false;
   }
   return true;
 }
 
 // New entries as they come, until a stop signal (or stdout goes).
-void follow(JournalReader& journal, const LogsOptions& options, Printer& printer,
+void follow(JournalReader& journal, const LogFilter& filter, Printer& printer,
             const StopSignals& stop) {
   for (;;) {
-    if (!print_to_end(journal, options, printer, &stop)) return;
+    if (!print_to_end(journal, filter, printer, &stop)) return;
     pollfd fds[2] = {{journal.fd(), static_cast<short>(journal.events()), 0},
                      {stop.fd(), POLLIN, 0}};
     int timeout_ms = -1;
@@ -233,8 +184,11 @@ int run_logs(const Globals& globals, const LogsOptions& options, bool lines_give
 
   // Asked for a request or a time, the operator wants all of it; else the last lines.
   const bool everything = !lines_given && (!options.request.empty() || !options.since.empty());
+  const LogFilter filter(since_us, options.request);
   const bool terminal = ::isatty(STDOUT_FILENO) == 1;
-  Printer printer(options.json || !terminal, colour_wanted());
+  // The same lines on a terminal and piped (grep, less, a file), coloured on a terminal only;
+  // JSON when asked for.
+  Printer printer(options.json, colour_wanted());
   // A closed pipe ends the output with a failed write, not with SIGPIPE's death.
   std::signal(SIGPIPE, SIG_IGN);
   std::unique_ptr<StopSignals> stop;
@@ -251,17 +205,18 @@ int run_logs(const Globals& globals, const LogsOptions& options, bool lines_give
     } else {
       journal.seek_realtime(since_us);
     }
-    going = print_to_end(journal, options, printer, stop.get());
+    going = print_to_end(journal, filter, printer, stop.get());
   } else {
-    going = print_last(journal, options, static_cast<std::size_t>(options.lines), since_us, printer,
-                       stop.get());
+    going = print_last(journal, filter, options.follow, static_cast<std::size_t>(options.lines),
+                       since_us, printer, stop.get());
   }
   if (printer.printed() == 0 && terminal && !options.follow) {
     std::cerr << "-- no entries"
               << (options.request.empty() ? "" : " of request " + options.request)
               << (options.since.empty() ? "" : " since " + options.since) << " --\n";
+    if (!options.request.empty()) std::cerr << kRequestNotLogged;
   }
-  if (going && options.follow) follow(journal, options, printer, *stop);
+  if (going && options.follow) follow(journal, filter, printer, *stop);
   return kExitOk;
 }
 
@@ -273,10 +228,11 @@ void add_logs(CLI::App& app, const Globals& globals, Runner& run) {
       "logs",
       "The journal of this host's instances (tandem@<port>.service, from the <port>.env files) "
       "and of HAProxy (haproxy.service), merged in time order: what their processes logged and "
-      "what systemd logged about their units. By default the last 20 entries. On a terminal, "
-      "one line per entry: local time, source (instance id or haproxy) and message, errors red "
-      "and warnings yellow. Piped, or with --json: one JSON object per line (time in UTC with "
-      "microseconds, unit, instance, priority, pid, request_id when known, message). Reads the "
+      "what systemd logged about their units and their crashes. By default the last 20 "
+      "entries. One line per entry, on a terminal as piped: local time, source (instance id or "
+      "haproxy) and message, its further lines indented under it; on a terminal, errors red and "
+      "warnings yellow. With --json: one JSON object per line (time in UTC with microseconds, "
+      "unit, instance, priority, pid, request_id when known, message). Reads the "
       "system journal: needs root or the systemd-journal group. No entry: prints nothing, "
       "exit 0.");
   command->add_flag("-f,--follow", options->follow,
@@ -293,12 +249,13 @@ void add_logs(CLI::App& app, const Globals& globals, Runner& run) {
   command->add_option(
       "--request", options->request,
       "Only the entries of the request with this id (the X-Request-ID HAProxy answered with): "
-      "the instance's, by its TANDEM_REQUEST_ID field, and HAProxy's, by the id in its line. "
+      "the instance's, by its TANDEM_REQUEST_ID field, and HAProxy's, by the id that ends its "
+      "line; the whole id, not a part. "
       "Searches the whole journal unless --since or -n bounds it");
   command->add_option("--since", options->since,
                       std::string("Only entries logged since then: ") + kSinceForms +
                           "; every entry since then unless -n is given");
-  command->add_flag("--json", options->json, "One JSON object per line, also on a terminal");
+  command->add_flag("--json", options->json, "One JSON object per line instead");
   command->callback([&globals, &run, options, lines] {
     const bool lines_given = lines->count() > 0;
     run = [&globals, options, lines_given] { return run_logs(globals, *options, lines_given); };

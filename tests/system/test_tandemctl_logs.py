@@ -4,8 +4,9 @@ their access log on, tandemctl reading the guest's own journal.
 
 In file order: a request's id finds its HAProxy line and its instance's line and nothing else;
 --instance keeps one unit's entries; -n bounds the count; --since takes a duration and refuses
-nonsense with exit 2; every line is JSON when piped, a line per entry on a terminal; a user who may
-not read the journal gets exit 1 and what to do; -f prints what is logged after it started and
+nonsense with exit 2; piped, a line per entry as on a terminal (uncoloured), JSON with --json;
+a crash's entry (COREDUMP_UNIT) counts as its instance's; a user who may not read the journal gets
+exit 1 and what to do; -f prints what is logged after it started and
 exits 0 on SIGTERM and on SIGINT, leaving nothing running.
 """
 
@@ -31,6 +32,11 @@ PRIORITIES = {"emerg", "alert", "crit", "err", "warning", "notice", "info", "deb
 def ctl(system, *args, timeout=60):
     """tandemctl in the guest, stdout a pipe; returns the CompletedProcess."""
     return system.guest.run(["tandemctl", *map(str, args)], check=False, timeout=timeout)
+
+
+def ctl_json(system, *args, timeout=60):
+    """tandemctl logs ... --json in the guest, for entries() to parse."""
+    return ctl(system, *args, "--json", timeout=timeout)
 
 
 def entries(result):
@@ -71,7 +77,7 @@ def test_request_finds_haproxy_and_its_instance_only(system, report):
     other, _ = request_id(system)
 
     def both():
-        found = entries(ctl(system, "logs", "--request", wanted))
+        found = entries(ctl_json(system, "logs", "--request", wanted))
         units = {entry["unit"] for entry in found}
         return found if {HAPROXY_UNIT, UNITS[instance]} <= units else None
 
@@ -87,8 +93,11 @@ def test_request_finds_haproxy_and_its_instance_only(system, report):
         assert entry["request_id"] == wanted
         assert wanted in entry["message"] and other not in entry["message"]
     assert json.loads(by_unit[UNITS[instance]]["message"])["event"] == "request"
-    # Bounded by --since, it is still found; --json on a pipe changes nothing.
-    assert entries(ctl(system, "logs", "--request", wanted, "--since", "10m", "--json")) == found
+    # Bounded by --since, it is still found.
+    assert entries(ctl_json(system, "logs", "--request", wanted, "--since", "10m")) == found
+    # Neither a part of the id nor the id within a longer one finds it.
+    assert entries(ctl_json(system, "logs", "--request", wanted[:-1])) == []
+    assert entries(ctl_json(system, "logs", "--request", wanted[1:])) == []
     # An id never logged: nothing, exit 0.
     nothing = ctl(system, "logs", "--request", "no-such-request-id")
     assert (nothing.returncode, nothing.stdout) == (0, "")
@@ -98,13 +107,14 @@ def test_instance_keeps_one_unit(system, report):
     counts = {}
     for selector, unit in (("app-1", UNITS["app-1"]), (INSTANCES["app-2"], UNITS["app-2"]),
                            ("haproxy", HAPROXY_UNIT)):
-        found = entries(ctl(system, "logs", "--instance", selector, "-n", "50"))
+        found = entries(ctl_json(system, "logs", "--instance", selector, "-n", "50"))
         counts[selector] = len(found)
         assert found, f"no entry of {selector}"
         assert {entry["unit"] for entry in found} == {unit}
-    both = entries(ctl(system, "logs", "--instance", "app-1", "--instance", "app-2", "-n", "50"))
+    both = entries(ctl_json(system, "logs", "--instance", "app-1", "--instance", "app-2", "-n",
+                            "50"))
     assert {entry["unit"] for entry in both} == {UNITS["app-1"], UNITS["app-2"]}
-    everything = entries(ctl(system, "logs", "-n", "200"))
+    everything = entries(ctl_json(system, "logs", "-n", "200"))
     assert {entry["unit"] for entry in everything} == {HAPROXY_UNIT, *UNITS.values()}
 
     unknown = ctl(system, "logs", "--instance", "app-9")
@@ -117,29 +127,29 @@ def test_instance_keeps_one_unit(system, report):
 
 def test_lines_bound_the_count_newest_last(system):
     # Health checks and their access lines keep coming: there are more than 20.
-    five = entries(ctl(system, "logs", "-n", "5"))
+    five = entries(ctl_json(system, "logs", "-n", "5"))
     assert len(five) == 5
     assert [e["time"] for e in five] == sorted(e["time"] for e in five)
-    assert len(entries(ctl(system, "logs"))) == 20
-    assert entries(ctl(system, "logs", "-n", "0")) == []
+    assert len(entries(ctl_json(system, "logs"))) == 20
+    assert entries(ctl_json(system, "logs", "-n", "0")) == []
     # The five are the newest: a later run's twenty end with or after them.
-    later = entries(ctl(system, "logs", "--lines", "20"))
+    later = entries(ctl_json(system, "logs", "--lines", "20"))
     assert later[-1]["time"] >= five[-1]["time"]
 
 
 def test_since(system, report):
     now = datetime.datetime.now(datetime.timezone.utc)
-    hour = entries(ctl(system, "logs", "--since", "1h"))
+    hour = entries(ctl_json(system, "logs", "--since", "1h"))
     # Everything since then, not 20: the guest booted minutes ago and has logged more.
     assert len(hour) > 20
     first = datetime.datetime.strptime(hour[0]["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
         tzinfo=datetime.timezone.utc)
     assert first >= now - datetime.timedelta(hours=1, seconds=5)
-    assert len(entries(ctl(system, "logs", "--since", "1h", "-n", "3"))) == 3
-    assert entries(ctl(system, "logs", "--since", "today", "-n", "1"))
+    assert len(entries(ctl_json(system, "logs", "--since", "1h", "-n", "3"))) == 3
+    assert entries(ctl_json(system, "logs", "--since", "today", "-n", "1"))
     # A date in the future: nothing yet.
     tomorrow = (datetime.date.today() + datetime.timedelta(days=2)).isoformat()
-    assert entries(ctl(system, "logs", "--since", tomorrow)) == []
+    assert entries(ctl_json(system, "logs", "--since", tomorrow)) == []
 
     bad = ctl(system, "logs", "--since", "nonsense")
     report(f"--since nonsense: exit {bad.returncode}, {bad.stderr.strip()!r}")
@@ -147,10 +157,48 @@ def test_since(system, report):
     assert "nonsense" in bad.stderr and "10m" in bad.stderr and "YYYY-MM-DD" in bad.stderr
 
 
+def test_piped_lines_unless_json(system, report):
+    wanted, instance = request_id(system)
+    wait_until(lambda: len(entries(ctl_json(system, "logs", "--request", wanted))) == 2,
+               timeout=10, interval=0.2, what=f"both entries of request {wanted}")
+    piped = ctl(system, "logs", "--request", wanted)
+    report("logs --request, piped:\n" + piped.stdout.rstrip())
+    assert piped.returncode == 0, piped.stderr
+    lines = piped.stdout.splitlines()
+    assert len(lines) == 2, lines
+    assert "\x1b" not in piped.stdout  # No colour into a pipe.
+    local = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} "
+    assert any(re.match(local + r"haproxy .* " + re.escape(wanted) + "$", line) for line in lines)
+    assert any(re.match(local + re.escape(instance) + r" +\{", line) for line in lines)
+    as_json = entries(ctl(system, "logs", "--request", wanted, "--json"))
+    assert len(as_json) == 2 and all(entry["request_id"] == wanted for entry in as_json)
+
+
+def test_a_crash_counts_as_its_instance(system, report):
+    # What systemd-coredump logs of a crash, written by root as it is: its own unit logs it and
+    # names the crashed one in COREDUMP_UNIT.
+    marker = f"Process 4242 (tandem-server) of user 999 dumped core. {time.monotonic_ns()}"
+    system.guest.run(["logger", "--journald"], input=(
+        f"MESSAGE={marker}\nPRIORITY=2\nCOREDUMP_UNIT={UNITS['app-1']}\n"
+        "MESSAGE_ID=fc2e22bc6ee647b6b90729ab34a250b1\n"))
+
+    def crash():
+        found = entries(ctl_json(system, "logs", "--instance", "app-1", "--since", "10m"))
+        return [entry for entry in found if entry["message"] == marker]
+
+    found = wait_until(crash, timeout=10, interval=0.2, what="the crash's entry")
+    report(f"a crash of app-1 in logs --instance app-1: {found}")
+    assert found[0]["unit"] == UNITS["app-1"] and found[0]["instance"] == "app-1"
+    assert found[0]["priority"] == "crit"
+    # Not another instance's.
+    others = entries(ctl_json(system, "logs", "--instance", "app-2", "--since", "10m"))
+    assert not [entry for entry in others if entry["message"] == marker]
+
+
 def test_terminal_lines(system, report):
     wanted, instance = request_id(system)
-    wait_until(lambda: len(entries(ctl(system, "logs", "--request", wanted))) == 2, timeout=10,
-               interval=0.2, what=f"both entries of request {wanted}")
+    wait_until(lambda: len(entries(ctl_json(system, "logs", "--request", wanted))) == 2,
+               timeout=10, interval=0.2, what=f"both entries of request {wanted}")
     # script(1) gives tandemctl a terminal; TERM=xterm lets it colour.
     shown = system.guest.run(["env", "TERM=xterm", "script", "-qec",
                               f"tandemctl logs --request {wanted}", "/dev/null"],
@@ -168,6 +216,9 @@ def test_terminal_lines(system, report):
     none = system.guest.run(["script", "-qec", "tandemctl logs --request no-such-id",
                              "/dev/null"], check=False, timeout=60)
     assert none.returncode == 0 and "no entries" in none.stdout
+    # With why a request may have left none, and how to log every one.
+    assert "tandem_lb_log_requests=all" in none.stdout
+    assert "tandem_app_access_log=all" in none.stdout
 
 
 def test_a_user_without_the_journal_is_told_what_to_do(system, report):

@@ -87,10 +87,52 @@ BOOST_AUTO_TEST_CASE(colour_follows_the_priority) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(a_line_shows_no_control_character_but_tab_and_newline) {
+BOOST_AUTO_TEST_CASE(a_line_shows_no_control_character_but_tab) {
   LogEntry entry = haproxy_entry();
-  entry.message = "a\tb\nc\033[2Jd\re\x7f";
-  BOOST_TEST(entry_line(entry, false).ends_with("haproxy a\tb\nc?[2Jd?e?"));
+  entry.message = "a\tb\033[2Jd\re\x7f\x01";
+  BOOST_TEST(entry_line(entry, false).ends_with("haproxy a\tb?[2Jd?e??"));
+  // C1 controls, of which CSI (U+009B, C2 9B), which terminals take as ESC [.
+  entry.message =
+      "x\xc2\x9b"
+      "2Jy\xc2\x80z\xc2\x9f";
+  BOOST_TEST(entry_line(entry, false).ends_with("haproxy x?2Jy?z?"));
+  // U+00A0 and beyond are characters.
+  entry.message = "caf\xc3\xa9 \xc2\xa0 \xe2\x82\xac \xf0\x9f\x98\x80";
+  BOOST_TEST(entry_line(entry, false).ends_with("haproxy " + entry.message));
+}
+
+BOOST_AUTO_TEST_CASE(further_lines_of_a_message_are_indented_under_it) {
+  LogEntry entry = instance_entry();
+  // A message that would forge an entry of another source on the next line.
+  entry.message = "first\n2026-01-15 08:08:10.000 haproxy forged\nthird";
+  const std::string indent(32, ' ');
+  BOOST_TEST(entry_line(entry, false) == "2026-01-15 08:08:09.012 app-1   first\n" + indent +
+                                             "2026-01-15 08:08:10.000 haproxy forged\n" + indent +
+                                             "third");
+  // Coloured: the indentation counts the columns, not the colour sequences.
+  entry.priority = 3;
+  BOOST_TEST(entry_line(entry, true).find("first\n" + indent + "2026") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(bytes_that_are_not_utf8_are_shown_as_replacement_characters) {
+  LogEntry entry = haproxy_entry();
+  const std::string replacement = "\xef\xbf\xbd";
+  // A stray continuation byte, a truncated sequence, an overlong one, a surrogate, a lone lead.
+  entry.message =
+      "a\x80"
+      "b\xc3"
+      "c\xc0\xaf"
+      "d\xed\xa0\x80"
+      "e\xff";
+  BOOST_TEST(entry_line(entry, false)
+                 .ends_with("haproxy a" + replacement + "b" + replacement + "c" + replacement +
+                            replacement + "d" + replacement + replacement + replacement + "e" +
+                            replacement));
+  // A truncated sequence does not swallow the character after it, nor a newline.
+  entry.message = "x\xe2\x82\ny";
+  BOOST_TEST(
+      entry_line(entry, false)
+          .ends_with("haproxy x" + replacement + replacement + "\n" + std::string(32, ' ') + "y"));
 }
 
 BOOST_AUTO_TEST_CASE(the_source_is_the_id_else_the_unit) {
@@ -132,6 +174,32 @@ BOOST_AUTO_TEST_CASE(json_says_null_for_what_is_not_known) {
   BOOST_TEST(value["priority"].asString() == "warning");
   BOOST_TEST(value["time"].asString() == "2026-01-15T07:08:09.012346Z");
   BOOST_TEST(value["message"].asString() == entry.message);
+}
+
+BOOST_AUTO_TEST_CASE(json_is_ascii_and_valid_whatever_the_message_holds) {
+  LogEntry entry = haproxy_entry();
+  entry.message =
+      "caf\xc3\xa9 \xc2\x9b"
+      "2J bad\xff\x80 cut\xe2\x82";
+  entry.request_id = "id\xfe";
+  const std::string text = entry_json(entry);
+  // Nothing for a terminal to interpret, nothing a strict parser refuses.
+  for (const char c : text) BOOST_TEST(static_cast<unsigned char>(c) < 0x80);
+  Json::CharReaderBuilder builder;
+  Json::CharReaderBuilder::strictMode(&builder.settings_);
+  const std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
+  Json::Value value;
+  std::string errors;
+  BOOST_REQUIRE_MESSAGE(reader->parse(text.data(), text.data() + text.size(), &value, &errors),
+                        errors + " in " + text);
+  const std::string replacement = "\xef\xbf\xbd";
+  BOOST_TEST(value["message"].asString() ==
+             "caf\xc3\xa9 \xc2\x9b"
+             "2J bad" +
+                 replacement + replacement + " cut" + replacement + replacement);
+  BOOST_TEST(value["request_id"].asString() == "id" + replacement);
+  BOOST_TEST(text.find(R"(caf\u00e9 \u009b2J bad\ufffd\ufffd cut\ufffd\ufffd)") !=
+             std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(priorities_have_syslog_names) {

@@ -90,3 +90,24 @@ BOOST_AUTO_TEST_CASE(impossible_values_are_refused) {
   BOOST_TEST(rejected("0s").find("zero") != std::string::npos);
   BOOST_TEST(rejected("99999999999999999999d").find("too long ago") != std::string::npos);
 }
+
+BOOST_AUTO_TEST_CASE(times_the_clocks_skip_are_refused) {
+  // On 29 March 2026 Berlin's clocks went from 02:00 CET to 03:00 CEST.
+  for (const char* text : {"2026-03-29 02:00", "2026-03-29 02:30", "2026-03-29T02:59:59"}) {
+    BOOST_TEST(rejected(text).find("no such time") != std::string::npos, text);
+  }
+  // Either side of the gap exists: 01:59:59 CET and 03:00 CEST are one second apart.
+  BOOST_TEST(epoch(parse_since("2026-03-29 03:00", kNow)) -
+                 epoch(parse_since("2026-03-29 01:59:59", kNow)) ==
+             1);
+  // The hour the clocks repeat in October exists (twice): it is accepted.
+  BOOST_CHECK_NO_THROW(parse_since("2026-10-25 02:30", kNow));
+}
+
+BOOST_AUTO_TEST_CASE(yesterday_is_a_calendar_day_even_of_23_hours) {
+  // 30 March 2026 10:00 CEST (08:00 UTC); 29 March had 23 hours.
+  const Clock::time_point monday = Clock::from_time_t(1774857600);
+  BOOST_TEST(epoch(parse_since("today", monday)) == 1774821600);  // 29 March 22:00 UTC.
+  // 28 March 23:00 UTC: 23 hours before today's midnight, not 24.
+  BOOST_TEST(epoch(parse_since("yesterday", monday)) == 1774821600 - 23 * 3600);
+}
