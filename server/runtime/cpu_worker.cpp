@@ -25,15 +25,19 @@ CpuWorker::CpuWorker(uv_loop_t* loop, std::size_t capacity, Log& log)
 CpuWorker::~CpuWorker() {
   // The server stops the worker before the loop ends; this covers a path that did not.
   if (thread_.joinable()) {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-      for (auto& job : waiting_) job->cancelled = true;
-      if (running_) running_->cancelled = true;
-    }
-    wake_.notify_all();
+    cancel_all();
     thread_.join();
   }
+}
+
+void CpuWorker::cancel_all() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    for (auto& job : waiting_) job->cancelled = true;
+    if (running_) running_->cancelled = true;
+  }
+  wake_.notify_all();
 }
 
 bool CpuWorker::submit(Work work, Done done) {
@@ -110,13 +114,7 @@ void CpuWorker::deliver() {
 void CpuWorker::stop() {
   if (stopped_) return;
   stopped_ = true;
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-    for (auto& job : waiting_) job->cancelled = true;
-    if (running_) running_->cancelled = true;
-  }
-  wake_.notify_all();
+  cancel_all();
   // The running job sees `cancelled` within a slice of its work; the waiting ones are skipped.
   thread_.join();
   deliver();

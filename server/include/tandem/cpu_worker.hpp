@@ -71,6 +71,8 @@ class CpuWorker {
   };
 
   void run();
+  // Tells the thread to stop and marks every job cancelled; it ends within a slice of work.
+  void cancel_all();
   void deliver();  // On the loop: hands finished jobs back.
   static void on_async(uv_async_t* handle);
 
