@@ -13,8 +13,8 @@ import tempfile
 from tests.harness import procstat
 from tests.harness.wrk import WrkError
 
-from bench.scaling.cli import (command_output, git_commit, non_negative, positive,
-                               require)
+from bench.scaling.cli import (command_output, conclude, git_commit, non_negative,
+                               positive, require)
 from bench.scaling.measured import (EXIT_BROKEN, EXIT_INTERRUPTED, HERE,
                                     PER_SOURCE_OUT_OF_REACH, REPO, BenchError)
 
@@ -173,11 +173,7 @@ def main(argv=None):
         report = {"meta": meta, "phases": phases, "figures": figures(phases)}
         print_summary(report)
         folder = write_results(args, report, workdir)
-        invalid = any(p["problems"] for p in phases)
-        if invalid:
-            print("INVALID: errors were counted (see above)", file=sys.stderr)
-        print(f"results: {folder}", flush=True)
-        return EXIT_BROKEN if invalid else 0
+        return conclude(phases, folder)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; the guest is powered off and removed", file=sys.stderr)
         return EXIT_INTERRUPTED

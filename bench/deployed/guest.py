@@ -61,11 +61,9 @@ class Deployment:
 
     def haproxy_threads(self):
         """Threads of HAProxy's worker(s): what nbthread came to on this machine."""
-        groups = self.processes()
-        workers = [pid for pid in groups["haproxy"]
-                   if procstat.stat_fields(pid) and int(procstat.stat_fields(pid)[1])
-                   in groups["haproxy"]]
-        return [procstat.thread_count(pid) for pid in workers]
+        group = self.processes()["haproxy"]
+        return [procstat.thread_count(child) for pid in group
+                for child in procstat.children_of(pid) if child in group]
 
     def processes(self):
         """{group: [host pids]} of the guest's processes, by GROUPS; raises if HAProxy, the

@@ -3,12 +3,12 @@ every process on the path read around it (tests/harness/procstat.py)."""
 
 import os
 
-from tests.harness import procstat, wrk
+from tests.harness import wrk
 
 from bench.scaling.measured import ROUTES, BenchError
-from bench.scaling.phases import calibrate, http
+from bench.scaling.phases import calibrate, cpu_during, http
 
-from .guest import GROUPS, INSTANCES, LB_URL
+from .guest import INSTANCES, LB_URL
 
 CPUS = os.cpu_count() or 1
 DIRECT_URL = f"http://127.0.0.1:{INSTANCES['app-1']}"
@@ -50,10 +50,6 @@ def set_rotation(deployment, count):
         deployment.ctl("ready", "app-2", "--wait=30")
 
 
-def cpu_ticks(groups):
-    return {name: procstat.total_cpu_ticks(pids) for name, pids in groups.items()}
-
-
 def measure(args, deployment, key, route_key, where, count, extra, workdir, number):
     route = ROUTES[route_key]
     url = DIRECT_URL if where == "direct" else LB_URL
@@ -66,20 +62,14 @@ def measure(args, deployment, key, route_key, where, count, extra, workdir, numb
     if args.warmup:
         wrk.run(url, route.script, args.connections, args.warmup, latency=True,
                 script_args=extra, log_path=workdir / f"wrk-{key}-warmup.txt")
-    groups = deployment.processes()
-    before, busy_before = cpu_ticks(groups), procstat.machine_busy_ticks()
-    result = wrk.run(url, route.script, args.connections, args.duration, latency=True,
-                     script_args=extra, log_path=workdir / f"wrk-{key}.txt")
-    busy_after, after = procstat.machine_busy_ticks(), cpu_ticks(groups)
+    result, cpu, machine = cpu_during(deployment.processes(), lambda: wrk.run(
+        url, route.script, args.connections, args.duration, latency=True, script_args=extra,
+        log_path=workdir / f"wrk-{key}.txt"), others="machine-others")
     deployment.processes()  # Raises if an instance, HAProxy or the journal died meanwhile.
     run = result.line("WRK-JSON")
 
     seconds = run["duration_us"] / 1e6
     requests = run["requests"]
-    cpu = {name: (after[name] - before[name]) / procstat.CLK_TCK for name in GROUPS}
-    cpu["wrk"] = result.cpu_seconds
-    machine = (busy_after - busy_before) / procstat.CLK_TCK
-    cpu["machine-others"] = max(0.0, machine - sum(cpu.values()))
     errors = dict(run["errors"])
     problems = [f"{n} {kind}" for kind, n in errors.items() if n]
     if requests == 0:

@@ -156,6 +156,16 @@ def build_release(workdir):
     return str(build / "server" / "tandem-server")
 
 
+def conclude(phases, folder):
+    """The end of a run whose results are written: INVALID when a phase counted errors, the
+    results folder on the last line, and the exit status."""
+    invalid = any(p["problems"] for p in phases)
+    if invalid:
+        print("INVALID: errors were counted (see above)", file=sys.stderr)
+    print(f"results: {folder}", flush=True)
+    return EXIT_BROKEN if invalid else 0
+
+
 def git_commit():
     commit = command_output(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
     if not re.fullmatch(r"[0-9a-f]{4,40}", commit):
@@ -232,11 +242,7 @@ def main(argv=None):
                               "cost_target_ms": COST_TARGET_MS}}
         print_summary(report["figures"], phases, args.balance)
         folder = write_results(args, report, workdir)
-        invalid = any(p["problems"] for p in phases)
-        if invalid:
-            print("INVALID: errors were counted (see above)", file=sys.stderr)
-        print(f"results: {folder}", flush=True)
-        return EXIT_BROKEN if invalid else 0
+        return conclude(phases, folder)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; everything started was stopped", file=sys.stderr)
         return EXIT_INTERRUPTED

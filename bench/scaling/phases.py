@@ -118,6 +118,20 @@ def ticks_of(groups):
     return {name: procstat.total_cpu_ticks(pids) for name, pids in groups.items()}
 
 
+def cpu_during(groups, run, others="others"):
+    """Calls run() (one wrk run) and reads what it cost: (its result, {group: CPU seconds of
+    that group's pids meanwhile, "wrk": wrk's own, others: the rest of the machine's busy
+    time}, the machine's busy seconds)."""
+    before, busy_before = ticks_of(groups), procstat.machine_busy_ticks()
+    result = run()
+    busy_after, after = procstat.machine_busy_ticks(), ticks_of(groups)
+    cpu = {name: (after[name] - before[name]) / procstat.CLK_TCK for name in groups}
+    cpu["wrk"] = result.cpu_seconds
+    machine = (busy_after - busy_before) / procstat.CLK_TCK
+    cpu[others] = max(0.0, machine - sum(cpu.values()))
+    return result, cpu, machine
+
+
 def served_counts(stack, path):
     """Answers with status 200 on `path` per instance so far, from each instance's /api/metrics."""
     counts = {}
@@ -145,21 +159,14 @@ def measure(args, route, config, url, extra, tracked, stack, workdir, number, to
     groups = tracked.pids()
     path = "/api/" + route.key
     served_before = served_counts(stack, path)
-    before = ticks_of(groups)
-    busy_before = procstat.machine_busy_ticks()
-    result = run_wrk(args, route, url, args.duration, extra, workdir, f"{route.key}-{config}")
-    busy_after = procstat.machine_busy_ticks()
-    after = ticks_of(groups)
+    result, cpu, machine = cpu_during(groups, lambda: run_wrk(
+        args, route, url, args.duration, extra, workdir, f"{route.key}-{config}"))
     served_after = served_counts(stack, path)
     tracked.pids()  # Raises if an instance died during the run.
     run, session = result.line("WRK-JSON"), result.line("WRK-SESSION", required=False)
 
     seconds = run["duration_us"] / 1e6
     requests = run["requests"]
-    cpu = {name: (after[name] - before[name]) / procstat.CLK_TCK for name in groups}
-    cpu["wrk"] = result.cpu_seconds
-    machine = (busy_after - busy_before) / procstat.CLK_TCK
-    cpu["others"] = max(0.0, machine - sum(cpu.values()))
     instances = [name for name in groups if name.startswith("app-")]
     # Direct, no request goes through HAProxy: its few health checks are no cost per request.
     balancers = [] if config == "direct" else [n for n in groups if n.startswith("haproxy")]
