@@ -181,7 +181,6 @@ RequestSink::Next Connection::on_request(Request&& request) {
   pending->keep_alive = request.keep_alive;
   pending->head = request.method == "HEAD";
   pending->http10 = request.http_major == 1 && request.http_minor == 0;
-  pending->started = request.started;
   pending_.push_back(pending);
 
   Responder respond = [weak = std::weak_ptr<Pending>(pending)](Response response) {
@@ -227,7 +226,6 @@ void Connection::queue_error(int status, const std::string& message) {
   pending->ready = true;
   pending->response = Response::error(status, message);
   pending->response.close = true;
-  pending->started = std::chrono::steady_clock::now();
   pending_.push_back(std::move(pending));
   reads_done_ = true;
   flush();

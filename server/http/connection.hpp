@@ -96,7 +96,6 @@ class Connection final : public RequestSink {
     bool head = false;
     bool http10 = false;
     Response response;
-    std::chrono::steady_clock::time_point started;
   };
 
   Connection(uv_loop_t* loop, ConnectionHost& host);

@@ -43,6 +43,8 @@ std::string one_line(std::string_view text) {
   return result;
 }
 
+}  // namespace
+
 std::optional<bool> parse_switch(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -50,8 +52,6 @@ std::optional<bool> parse_switch(std::string text) {
   if (text == "0" || text == "false" || text == "no" || text == "off") return false;
   return std::nullopt;
 }
-
-}  // namespace
 
 std::string quote_value(const std::string& text) {
   std::string result = "\"";

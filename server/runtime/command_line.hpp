@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <optional>
 #include <ostream>
 #include <stdexcept>
 #include <string>
@@ -82,5 +83,8 @@ CommandLine::Outcome read_command_line(Application& app, Config& config, int arg
 
 // Makes text safe to quote on one line: control characters would break the one-line promise.
 std::string quote_value(const std::string& text);
+
+// A switch's word, any case: 1, true, yes, on / 0, false, no, off; nullopt for anything else.
+std::optional<bool> parse_switch(std::string text);
 
 }  // namespace tandem

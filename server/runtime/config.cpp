@@ -97,10 +97,9 @@ std::optional<AccessLog> parse_access_log(std::string_view given) {
   std::string text(given);
   for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (text == "errors") return AccessLog::kErrors;
-  if (text == "all" || text == "on" || text == "true" || text == "yes" || text == "1") {
-    return AccessLog::kAll;
-  }
-  if (text == "off" || text == "false" || text == "no" || text == "0") return AccessLog::kOff;
+  if (text == "all") return AccessLog::kAll;
+  // The switch words (on, yes, 1 / off, no, 0) mean every answer or none.
+  if (auto on = parse_switch(text)) return *on ? AccessLog::kAll : AccessLog::kOff;
   return std::nullopt;
 }
 

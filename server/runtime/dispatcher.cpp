@@ -1,7 +1,7 @@
 #include "runtime/dispatcher.hpp"
 
 #include <chrono>
-#include <memory>
+#include <optional>
 #include <string>
 
 namespace tandem {
@@ -26,13 +26,13 @@ void Dispatcher::handle(const Request& request, Responder respond) {
   auto started = request.started;
   // Route names are owned by the router, which outlives every request.
   std::string_view route = match.route;
-  std::shared_ptr<const AccessLine> line;
+  // What the access line needs, copied while the request exists: the answer may come later.
+  std::optional<AccessLine> line;
   if (access_log_ != nullptr) {
     const std::string* id = request.header("x-request-id");
-    line = std::make_shared<const AccessLine>(
-        AccessLine{request.method, request.target, id != nullptr ? *id : std::string()});
+    line = AccessLine{request.method, request.target, id != nullptr ? *id : std::string()};
   }
-  Responder counted = [this, route, started, line,
+  Responder counted = [this, route, started, line = std::move(line),
                        respond = std::move(respond)](Response response) {
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
