@@ -83,11 +83,15 @@ FleetView read_topology(const Settings& settings, const std::vector<std::string>
                      "tandemctl status lists the instances", kExitUsage);
     }
   }
+  return fleet;
+}
+
+void read_units(FleetView& fleet, const Settings& settings) {
   if (settings.systemd) {
     try {
       SystemdUnits units;
       for (auto& view : fleet.instances) {
-        if (view.local) view.unit = units.state("tandem@" + std::to_string(view.port) + ".service");
+        if (view.local) view.unit = units.state(unit_name(view.port));
       }
     } catch (const CtlError&) {
       // No system bus: the instances are shown without their units' state.
@@ -100,7 +104,6 @@ FleetView read_topology(const Settings& settings, const std::vector<std::string>
       view.pid = listening_pid(view.port);
     }
   }
-  return fleet;
 }
 
 void probe_fleet(FleetView& fleet, const FleetView* before) {
@@ -125,6 +128,7 @@ void probe_fleet(FleetView& fleet, const FleetView* before) {
 FleetView read_fleet(const Settings& settings, double interval_s,
                      const std::vector<std::string>& only) {
   FleetView fleet = read_topology(settings, only);
+  read_units(fleet, settings);
   if (interval_s <= 0) {
     probe_fleet(fleet);
     return fleet;
@@ -177,7 +181,7 @@ Json::Value fleet_json(const FleetView& fleet) {
     Json::Value unit(Json::nullValue);
     if (view.unit) {
       unit = Json::Value(Json::objectValue);
-      unit["name"] = "tandem@" + std::to_string(view.port) + ".service";
+      unit["name"] = unit_name(view.port);
       unit["active_state"] = view.unit->active_state;
       unit["sub_state"] = view.unit->sub_state;
       unit["unit_file_state"] = view.unit->unit_file_state;

@@ -45,9 +45,12 @@ struct FleetView {
 FleetView read_fleet(const Settings& settings, double interval_s,
                      const std::vector<std::string>& only = {});
 
-// read_fleet in two steps, for a caller that probes on its own clock (top keeps the previous
-// tick's view instead of sleeping): what HAProxy and systemd say, instances not yet probed...
+// read_fleet in steps, for a caller that probes on its own clock (top keeps the previous tick's
+// view instead of sleeping, and shows no unit): what HAProxy says and which instances this host
+// has, not yet probed...
 FleetView read_topology(const Settings& settings, const std::vector<std::string>& only = {});
+// ...what systemd says of this host's instances (their units, their main pids)...
+void read_units(FleetView& fleet, const Settings& settings);
 // ...then every instance probed once, with the rates since `before` (an earlier probe_fleet of
 // the same host; instances matched by id) when given.
 void probe_fleet(FleetView& fleet, const FleetView* before = nullptr);

@@ -11,20 +11,6 @@
 namespace tandem::ctl {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-constexpr auto kPoll = std::chrono::milliseconds(200);
-
-// Polls `done` every 200 ms until it holds or timeout_s has passed; the last look is taken at
-// or after the deadline, so a bound of 0 still looks once.
-template <typename Predicate>
-bool poll_until(double timeout_s, Predicate done) {
-  const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
-  for (;;) {
-    if (done()) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(kPoll);
-  }
-}
 
 }  // namespace
 

@@ -1,13 +1,28 @@
 #pragma once
 
+#include <chrono>
 #include <iosfwd>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "runtime_api.hpp"
 #include "settings.hpp"
 
 namespace tandem::ctl {
+
+// Polls `done` every 200 ms until it holds or timeout_s has passed; the last look is taken at
+// or after the deadline, so a bound of 0 still looks once.
+template <typename Predicate>
+bool poll_until(double timeout_s, Predicate done) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
+  for (;;) {
+    if (done()) return true;
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
 
 // Taking one server of the backend out of rotation and back through HAProxy's runtime API, with
 // the roll's safety; the steps `tandemctl drain|ready|maint|restart` and the Ansible roll share.

@@ -15,12 +15,15 @@ std::map<std::string, std::string> read_env_file(const std::filesystem::path& pa
 std::map<std::string, std::string> parse_env_text(const std::string& text,
                                                   const std::string& origin);
 
+// The systemd unit of this host's instance on `port`.
+inline std::string unit_name(int port) { return "tandem@" + std::to_string(port) + ".service"; }
+
 // One instance of this host, from /etc/tandem/<port>.env: the unit tandem@<port>.
 struct LocalInstance {
   std::string id;       // TANDEM_ID: HAProxy's server name and the stickiness cookie's value.
   int port = 0;         // From the file's name, as the unit's instance name.
   std::string address;  // Where this host reaches it: TANDEM_BIND, a wildcard as loopback.
-  std::string unit() const { return "tandem@" + std::to_string(port) + ".service"; }
+  std::string unit() const { return unit_name(port); }
 };
 
 // Everything tandemctl needs to know about the host: its instances and its balancer.

@@ -30,13 +30,12 @@ struct RestartOptions {
 
 // Waits for the instance's own /health to answer 200; returns the version it reports.
 std::string wait_healthy(const LocalInstance& instance, double timeout_s) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
   InstanceProbe probe;
-  for (;;) {
-    probe = probe_instance(instance.address, instance.port, 1000);
-    if (probe.reachable && probe.health_status == 200) return probe.version;
-    if (std::chrono::steady_clock::now() >= deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  if (poll_until(timeout_s, [&] {
+        probe = probe_instance(instance.address, instance.port, 1000);
+        return probe.reachable && probe.health_status == 200;
+      })) {
+    return probe.version;
   }
   throw CtlError(
       instance.id + "'s /health did not answer 200 within " +
