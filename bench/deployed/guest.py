@@ -61,9 +61,11 @@ class Deployment:
 
     def haproxy_threads(self):
         """Threads of HAProxy's worker(s): what nbthread came to on this machine."""
-        group = self.processes()["haproxy"]
-        return [procstat.thread_count(child) for pid in group
-                for child in procstat.children_of(pid) if child in group]
+        group = {str(pid) for pid in self.processes()["haproxy"]}
+        # A worker is the HAProxy whose parent (field 4 of /proc/PID/stat) is the master.
+        workers = [int(pid) for pid in group
+                   if ((procstat.stat_fields(pid) or [None, None])[1]) in group]
+        return [procstat.thread_count(pid) for pid in workers]
 
     def processes(self):
         """{group: [host pids]} of the guest's processes, by GROUPS; raises if HAProxy, the

@@ -94,8 +94,7 @@ def figures(phases):
     return out
 
 
-def fmt(value, spec=".1f"):
-    return "–" if value is None else format(value, spec)
+fmt = scaling_report.fmt
 
 
 def pct(fraction):

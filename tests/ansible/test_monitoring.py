@@ -29,6 +29,7 @@ import urllib.request
 
 from tests.harness.load import PacedLoad, Request, parallel
 from tests.harness.stack import ONE_ADDRESS_CROWD
+from tests.harness.waiting import wait_until
 from tests.system.deployment import fmt
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -92,14 +93,8 @@ def query(expr, at=None):
 
 
 def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout} s")
-        time.sleep(0.5)
+    return wait_until(predicate, timeout, 0.5, what,
+                      error=lambda _: AssertionError(f"{what} within {timeout} s"))
 
 
 def mixed(number):

@@ -7,6 +7,7 @@ haproxy/errorfile.http.j2): render_errorfiles() writes them where tandem_lb_erro
 as the tandem_lb role does, and haproxy -c needs them there.
 """
 
+import os
 import pathlib
 import subprocess
 
@@ -77,3 +78,19 @@ def validate(path):
     if result.returncode != 0:
         raise ValueError(f"haproxy -c rejects {path}:\n{result.stdout}")
     return result.stdout
+
+
+def find_binary(name, explicit, candidates, error, hint):
+    """The built binary `name`: `explicit` (a path given by the caller or an environment
+    variable), which must then be executable (a wrong path is an error, never a silent fall-back
+    to another build), else the first of `candidates` (relative to the repository) that is.
+    Raises error(message) otherwise; `hint` says how to name one."""
+    if explicit:
+        if not os.access(explicit, os.X_OK):
+            raise error(f"{name} binary {explicit} does not exist or is not executable")
+        return os.path.abspath(explicit)
+    for candidate in candidates:
+        path = REPO_ROOT / candidate
+        if os.access(path, os.X_OK):
+            return str(path)
+    raise error(f"no {name} binary: {hint} (looked in {', '.join(candidates)})")

@@ -82,17 +82,9 @@ def free_ports(count):
 def find_server_bin(explicit=None):
     """The binary named by the caller or TANDEM_SERVER_BIN (which must then exist: a wrong path
     is an error, never a silent fall-back to another build), else the first build found."""
-    chosen = explicit or os.environ.get("TANDEM_SERVER_BIN")
-    if chosen:
-        if not os.access(chosen, os.X_OK):
-            raise StackError(f"tandem-server binary {chosen} does not exist or is not executable")
-        return os.path.abspath(chosen)
-    for candidate in SERVER_BIN_CANDIDATES:
-        path = config.REPO_ROOT / candidate
-        if os.access(path, os.X_OK):
-            return str(path)
-    raise StackError("no tandem-server binary: pass --server-bin or set TANDEM_SERVER_BIN "
-                     f"(looked in {', '.join(SERVER_BIN_CANDIDATES)})")
+    return config.find_binary("tandem-server", explicit or os.environ.get("TANDEM_SERVER_BIN"),
+                              SERVER_BIN_CANDIDATES, StackError,
+                              "pass --server-bin or set TANDEM_SERVER_BIN")
 
 
 class Instance:

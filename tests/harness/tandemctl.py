@@ -13,18 +13,8 @@ CTL_BIN_CANDIDATES = ("build-dev/ctl/tandemctl", "build-release/ctl/tandemctl",
 
 def find_ctl_bin():
     """TANDEM_CTL_BIN (which must then exist), else the first build found; fails loudly."""
-    chosen = os.environ.get("TANDEM_CTL_BIN")
-    if chosen:
-        if not os.access(chosen, os.X_OK):
-            raise FileNotFoundError(f"tandemctl binary {chosen} does not exist or is not "
-                                    "executable")
-        return os.path.abspath(chosen)
-    for candidate in CTL_BIN_CANDIDATES:
-        path = config.REPO_ROOT / candidate
-        if os.access(path, os.X_OK):
-            return str(path)
-    raise FileNotFoundError("no tandemctl binary: set TANDEM_CTL_BIN (looked in "
-                            f"{', '.join(CTL_BIN_CANDIDATES)})")
+    return config.find_binary("tandemctl", os.environ.get("TANDEM_CTL_BIN"),
+                              CTL_BIN_CANDIDATES, FileNotFoundError, "set TANDEM_CTL_BIN")
 
 
 class Tandemctl:

@@ -92,8 +92,8 @@ def test_status_follows_the_instances(make_stack, report):
     # A killed instance: HAProxy's checks take it DOWN, and the instance is unreachable.
     stack.stop_instance("app-2", signal.SIGKILL)
     stack.wait_instance_exit("app-2", 5)
-    down = wait_until(lambda: (lambda s: s if by_id(s[0])["app-2"]["haproxy"]["state"] == "DOWN"
-                               else None)(ctl.status()), timeout=15, what="app-2 DOWN in status")
+    down = wait_until(ctl.status, timeout=15, what="app-2 DOWN in status",
+                      holds=lambda s: by_id(s[0])["app-2"]["haproxy"]["state"] == "DOWN")
     status, code = down
     app2 = by_id(status)["app-2"]
     report(f"app-2 killed: status exit {code}, HAProxy {app2['haproxy']['status']} "

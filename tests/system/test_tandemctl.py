@@ -32,8 +32,8 @@ def status(system):
 
 def wait_status(system, predicate, timeout, what):
     """Polls `status --json` until predicate(instances, exit status) holds; returns both."""
-    return wait_until(lambda: (lambda s: s if predicate(*s) else None)(status(system)),
-                      timeout=timeout, what=what)
+    return wait_until(lambda: status(system), timeout=timeout, what=what,
+                      holds=lambda s: predicate(*s))
 
 
 def test_started_and_seen(system, report):
