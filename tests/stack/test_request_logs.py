@@ -77,15 +77,14 @@ def test_by_default_only_what_went_wrong_is_logged(make_stack, report):
     status, headers = get(stack.url("/api/whoami"))
     assert status == 503
     unavailable_id = headers["X-Request-ID"]
-    lines = wait_until(lambda: (lambda found: found if len(found) == 2 else None)(
-        haproxy_request_lines(stack)), timeout=5, what="two lines in HAProxy's log")
+    lines = wait_until(lambda: haproxy_request_lines(stack), timeout=5,
+                       what="two lines in HAProxy's log", holds=lambda found: len(found) == 2)
     report(f"defaults: {ORDINARY} ordinary requests -> 0 lines in HAProxy's log, 0 in the "
            f"instances'; a slow 200 -> the instance's line only; a redispatch and a 503 -> "
            f"HAProxy's: {lines}")
     assert redispatched_id in lines[0] and unavailable_id in lines[1]
     assert " 503 " in lines[1]
-    for instance_id in ("app-2",):
-        stack.api.set_server_state(stack.backend, instance_id, "ready")
+    stack.api.set_server_state(stack.backend, "app-2", "ready")
 
 
 def test_every_request_when_asked(make_stack, report):
@@ -97,8 +96,8 @@ def test_every_request_when_asked(make_stack, report):
         status, headers = get(stack.url("/api/whoami"))
         assert status == 200
         ids.append(headers["X-Request-ID"])
-    haproxy = wait_until(lambda: (lambda found: found if len(found) >= 20 else None)(
-        haproxy_request_lines(stack)), timeout=5, what="20 lines in HAProxy's log")
+    haproxy = wait_until(lambda: haproxy_request_lines(stack), timeout=5,
+                         what="20 lines in HAProxy's log", holds=lambda found: len(found) >= 20)
     instances = instance_request_lines(stack)
     report(f"all: 20 requests -> {len(haproxy)} lines in HAProxy's log, {len(instances)} in the "
            f"instances'")
@@ -107,10 +106,19 @@ def test_every_request_when_asked(make_stack, report):
 
 
 def test_refusals_are_not_logged_by_default(make_stack, report):
-    stack = make_stack(instances=1, overrides={"tandem_lb_source_request_rate": 10})
+    stack = make_stack(instances=1, overrides={"tandem_lb_source_request_rate": 10,
+                                               "tandem_lb_source_session_rate": 3})
     statuses = [get(stack.url("/metrics"))[0] for _ in range(5)]
     statuses += [get(stack.url("/api/whoami"))[0] for _ in range(30)]
     assert statuses[:5] == [403] * 5 and statuses[-10:] == [429] * 10, statuses
+    # New sessions from another address, one at a time, each a new cookieless client: over the
+    # session rate they are refused (ten requests stay within its request rate).
+    body = json.dumps({"clientId": "flood", "requestNum": 1}).encode()
+    sessions = [load.parallel([load.Request("POST", stack.url("/api/session"), body,
+                                            ("Content-Type: application/json",))],
+                              source="127.0.0.3")[0].status for _ in range(10)]
+    assert sessions[0] == 200 and sessions[-4:] == [429] * 4, sessions
+    statuses += sessions
     # A request that went wrong after them, from another address (127.0.0.1 is over its limit):
     # HAProxy's own 503. Its line is the first and only one: the refusals left none.
     stack.api.set_server_state(stack.backend, "app-1", "maint")
