@@ -4,19 +4,14 @@
 # The date comes from SOURCE_DATE_EPOCH when set (reproducible builds).
 cmake_minimum_required(VERSION 3.25)
 
-execute_process(COMMAND "${SERVER}" --help OUTPUT_VARIABLE help RESULT_VARIABLE help_result)
-execute_process(COMMAND "${SERVER}" --version OUTPUT_VARIABLE version RESULT_VARIABLE version_result
-                OUTPUT_STRIP_TRAILING_WHITESPACE)
-if(NOT help_result EQUAL 0 OR NOT version_result EQUAL 0)
-  message(FATAL_ERROR "manpage.cmake: ${SERVER} --help/--version failed")
-endif()
-string(REGEX REPLACE "^tandem-server " "" version "${version}")
-string(TIMESTAMP date "%Y-%m-%d" UTC)
+include("${CMAKE_CURRENT_LIST_DIR}/manpage-common.cmake")
 
-# roff: backslashes doubled, hyphens made explicit, and a line may not start with . or '.
-string(REPLACE "\\" "\\\\" help "${help}")
-string(REPLACE "-" "\\-" help "${help}")
-string(REGEX REPLACE "(^|\n)([.'])" "\\1\\\\&\\2" help "${help}")
+execute_process(COMMAND "${SERVER}" --help OUTPUT_VARIABLE help RESULT_VARIABLE help_result)
+if(NOT help_result EQUAL 0)
+  message(FATAL_ERROR "manpage.cmake: ${SERVER} --help failed")
+endif()
+page_version_and_date(manpage.cmake "${SERVER}" tandem-server)
+roff_escape("${help}" help)
 
 set(page [=[.TH TANDEM-SERVER 1 "@date@" "tandem @version@" "tandem"
 .SH NAME
@@ -69,10 +64,4 @@ The HAProxy configuration template the instances are meant to run behind.
 ]=])
 string(CONFIGURE "${page}" page @ONLY)
 
-string(REGEX REPLACE "\\.gz$" "" plain "${OUTPUT}")
-file(WRITE "${plain}" "${page}")
-# -n: no name or time stamp in the gzip header, as Debian wants (reproducible, lintian-clean).
-execute_process(COMMAND gzip -9nf "${plain}" RESULT_VARIABLE gzip_result)
-if(NOT gzip_result EQUAL 0)
-  message(FATAL_ERROR "manpage.cmake: gzip failed")
-endif()
+write_gzipped_page(manpage.cmake "${page}" "${OUTPUT}")

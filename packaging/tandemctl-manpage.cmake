@@ -7,13 +7,7 @@ cmake_minimum_required(VERSION 3.25)
 
 set(commands status drain ready maint restart logs top)
 
-# roff: backslashes doubled, hyphens made explicit, and a line may not start with . or '.
-function(roff_escape text out)
-  string(REPLACE "\\" "\\\\" text "${text}")
-  string(REPLACE "-" "\\-" text "${text}")
-  string(REGEX REPLACE "(^|\n)([.'])" "\\1\\\\&\\2" text "${text}")
-  set(${out} "${text}" PARENT_SCOPE)
-endfunction()
+include("${CMAKE_CURRENT_LIST_DIR}/manpage-common.cmake")
 
 function(help_of out)
   execute_process(COMMAND "${CTL}" ${ARGN} --help OUTPUT_VARIABLE help RESULT_VARIABLE result)
@@ -26,13 +20,7 @@ function(help_of out)
   set(${out} "${help}" PARENT_SCOPE)
 endfunction()
 
-execute_process(COMMAND "${CTL}" --version OUTPUT_VARIABLE version RESULT_VARIABLE version_result
-                OUTPUT_STRIP_TRAILING_WHITESPACE)
-if(NOT version_result EQUAL 0)
-  message(FATAL_ERROR "tandemctl-manpage.cmake: ${CTL} --version failed")
-endif()
-string(REGEX REPLACE "^tandemctl " "" version "${version}")
-string(TIMESTAMP date "%Y-%m-%d" UTC)
+page_version_and_date(tandemctl-manpage.cmake "${CTL}" tandemctl)
 
 help_of(overview)
 set(command_sections "")
@@ -110,10 +98,4 @@ tandemctl logs \-f \-\-instance app\-1 \-\-since 10m
 ]=])
 string(CONFIGURE "${page}" page @ONLY)
 
-string(REGEX REPLACE "\\.gz$" "" plain "${OUTPUT}")
-file(WRITE "${plain}" "${page}")
-# -n: no name or time stamp in the gzip header, as Debian wants (reproducible, lintian-clean).
-execute_process(COMMAND gzip -9nf "${plain}" RESULT_VARIABLE gzip_result)
-if(NOT gzip_result EQUAL 0)
-  message(FATAL_ERROR "tandemctl-manpage.cmake: gzip failed")
-endif()
+write_gzipped_page(tandemctl-manpage.cmake "${page}" "${OUTPUT}")
