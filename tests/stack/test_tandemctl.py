@@ -59,7 +59,10 @@ def test_status_follows_the_instances(make_stack, report):
     lines = table.stdout.splitlines()
     assert table.returncode == 0, table.stderr
     assert lines[0].split()[:3] == ["ID", "PORT", "PID"]
-    assert [line.split()[0] for line in lines[1:3]] == ["app-1", "app-2"]
+    # This host's instances in the order of their ports, as /etc/tandem/<port>.env lists them;
+    # the local stack's ports are picked free, in either order.
+    by_port = sorted(("app-1", "app-2"), key=lambda i: stack.instances[i].port)
+    assert [line.split()[0] for line in lines[1:3]] == by_port
     assert lines[3].startswith("haproxy ")
 
     # Rates come from two samples: load through the frontend shows on both instances.
