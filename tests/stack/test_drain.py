@@ -22,6 +22,19 @@ def new_clients(stack, count=NEW_CLIENTS):
     return spread
 
 
+def new_clients_in_turn(stack, count=NEW_CLIENTS):
+    """count cookieless requests one after another; {instance: answers}, failures under None.
+    One at a time, leastconn finds both instances idle each time and takes them in turn; a burst
+    right after `ready` would instead follow which instance answers faster, and the one coming
+    back has fewer warm server connections than the one that carried the drain."""
+    spread = {}
+    for _ in range(count):
+        outcome = load.parallel([load.Request("GET", stack.url("/api/whoami"))])[0]
+        key = outcome.instance if outcome.ok else None
+        spread[key] = spread.get(key, 0) + 1
+    return spread
+
+
 def round_of(clients, url):
     """One POST /api/session from every client, all at once; the round's outcomes."""
     def make(client, _):
@@ -65,8 +78,8 @@ def test_drain_ready_and_maint(make_stack, report):
 
         api.set_server_state(backend, "app-1", "ready")
         assert api.server_status(backend, "app-1") == "UP"
-        ready = new_clients(stack)
-        report(f"ready: {NEW_CLIENTS} new clients -> {ready}")
+        ready = new_clients_in_turn(stack)
+        report(f"ready: {NEW_CLIENTS} new clients, one at a time -> {ready}")
         assert set(ready) == {"app-1", "app-2"}
         for instance_id, count in ready.items():
             assert abs(count / NEW_CLIENTS - SHARE) <= SHARE_TOLERANCE, ready
