@@ -208,11 +208,12 @@ void DemoApp::session(const Request& request, Responder& respond) {
     }
   }
 
+  const bool secure_cookie = request.forwarded_https();
   // The id a client presents is only a lookup key: the store decides whether it is a session this
   // service issued (count_session). A malformed header is the client's to fix; a malformed cookie
   // is not (it may be another site's), so it is simply not used.
   if (auto cookie = request.cookie(kSessionCookie); cookie && is_valid_session_id(*cookie)) {
-    count_session(*cookie, true, std::move(client_id), std::move(respond));
+    count_session(*cookie, true, secure_cookie, std::move(client_id), std::move(respond));
     return;
   }
   if (const std::string* header = request.header("x-session-id"); header != nullptr) {
@@ -222,18 +223,19 @@ void DemoApp::session(const Request& request, Responder& respond) {
                               "'_' or '-'"));
       return;
     }
-    count_session(*header, true, std::move(client_id), std::move(respond));
+    count_session(*header, true, secure_cookie, std::move(client_id), std::move(respond));
     return;
   }
-  count_session(new_session_id(), false, std::move(client_id), std::move(respond));
+  count_session(new_session_id(), false, secure_cookie, std::move(client_id), std::move(respond));
 }
 
-void DemoApp::count_session(std::string session_id, bool presented, std::string client_id,
+void DemoApp::count_session(std::string session_id, bool presented, bool secure_cookie,
+                            std::string client_id,
                             Responder respond) {
   // A presented id is never created: an id the server did not issue (or that expired) gets a
   // fresh one, so nobody can fix a session id on a victim in advance.
   bool create = !presented;
-  auto on_update = [this, session_id, presented, client_id,
+  auto on_update = [this, session_id, presented, secure_cookie, client_id,
                     respond = std::move(respond)](SessionUpdate update) mutable {
     if (!update.ok) {
       Response failure = Response::error(503, "the session store is unavailable: " + update.error);
@@ -242,7 +244,8 @@ void DemoApp::count_session(std::string session_id, bool presented, std::string 
       return;
     }
     if (!update.found) {
-      count_session(new_session_id(), false, std::move(client_id), std::move(respond));
+      count_session(new_session_id(), false, secure_cookie, std::move(client_id),
+                    std::move(respond));
       return;
     }
     Json::Value body(Json::objectValue);
@@ -253,9 +256,12 @@ void DemoApp::count_session(std::string session_id, bool presented, std::string 
     // The cookie is set when the session is new, and only then: a client keeps it for its
     // browsing session, and the balancer counts these answers to bound how fast one address
     // creates sessions.
+    // Over HTTPS it is also Secure: the browser never sends it over plain HTTP, where anyone on
+    // the path could read it.
     if (!presented) {
       response.headers.emplace_back("Set-Cookie", std::string(kSessionCookie) + "=" + session_id +
-                                                      "; HttpOnly; SameSite=Lax; Path=/");
+                                                      "; HttpOnly; SameSite=Lax; Path=/" +
+                                                      (secure_cookie ? "; Secure" : ""));
     }
     response.headers.emplace_back("X-Session-Id", session_id);
     respond(std::move(response));

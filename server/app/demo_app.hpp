@@ -56,9 +56,10 @@ class DemoApp final : public Application {
   void session(const Request& request, Responder& respond);
   void load_test(const Request& request, Responder& respond);
   // Counts the request against `session_id`, or against a fresh session when the store does not
-  // know it (`presented` ids only), and answers.
-  void count_session(std::string session_id, bool presented, std::string client_id,
-                     Responder respond);
+  // know it (`presented` ids only), and answers; a new session's cookie is Secure when
+  // `secure_cookie` (the client came over HTTPS).
+  void count_session(std::string session_id, bool presented, bool secure_cookie,
+                     std::string client_id, Responder respond);
   void add_session_metrics(MetricsRegistry& metrics);
 
   DemoSettings settings_;

@@ -1,5 +1,8 @@
 #include "tandem/request.hpp"
 
+#include <algorithm>
+#include <cctype>
+
 namespace tandem {
 namespace {
 
@@ -94,6 +97,14 @@ std::optional<std::string> Request::cookie(std::string_view name) const {
     }
   }
   return std::nullopt;
+}
+
+bool Request::forwarded_https() const {
+  const std::string* proto = header("x-forwarded-proto");
+  if (proto == nullptr || proto->size() != 5) return false;
+  return std::equal(proto->begin(), proto->end(), "https", [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == b;
+  });
 }
 
 }  // namespace tandem

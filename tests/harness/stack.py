@@ -27,7 +27,7 @@ import time
 import urllib.error
 import urllib.request
 
-from . import config
+from . import config, tls
 from .processes import Process, raise_on_termination, tail
 from .runtime_api import RuntimeApi, RuntimeApiError
 from .waiting import wait_until
@@ -50,7 +50,7 @@ OWN_VARIABLES = frozenset({
     "tandem_lb_bind_address", "tandem_lb_port", "tandem_lb_stats_bind",
     "tandem_lb_backend_servers", "tandem_lb_admin_socket", "tandem_lb_state_file",
     "tandem_lb_chroot", "tandem_lb_user", "tandem_lb_group", "tandem_lb_log_targets",
-    "tandem_lb_errorfiles_dir"})
+    "tandem_lb_errorfiles_dir", "tandem_lb_https_port", "tandem_lb_tls_dir"})
 
 # Overrides for tests whose many simulated clients (hundreds of connections at once, dozens of
 # sessions, each answer that sets the session cookie counting as a new one) all come from
@@ -58,7 +58,7 @@ OWN_VARIABLES = frozenset({
 # crowd behind one NAT address. 0 switches each limit off. The limits themselves are tested by
 # tests/stack/test_abuse_*.py.
 ONE_ADDRESS_CROWD = {"tandem_lb_source_maxconn": 0, "tandem_lb_source_request_rate": 0,
-                     "tandem_lb_source_session_rate": 0}
+                     "tandem_lb_source_session_rate": 0, "tandem_lb_source_connection_rate": 0}
 
 
 class StackError(RuntimeError):
@@ -133,6 +133,7 @@ class Stack:
             raise
         self.api = RuntimeApi(self.admin_socket)
         self.haproxy = None
+        self.certificate = None  # The PEM HTTPS serves, once up() has written it.
         self.watchdog = WatchdogMonitor(self.workdir / "notify.sock") if watchdog else None
 
     def _configure(self, instances, lb_port, first_port, stats_port, overrides, extra_servers):
@@ -140,8 +141,9 @@ class Stack:
         # With the template's agent checks on, each instance answers them on a port of its own.
         agents = config.variables({k: v for k, v in (overrides or {}).items()
                                    if k == "tandem_lb_agent_check"})["tandem_lb_agent_check"]
-        ports = iter(free_ports(instances * (2 if agents else 1) + 2))
+        ports = iter(free_ports(instances * (2 if agents else 1) + 3))
         self.lb_port = lb_port or next(ports)
+        self.https_port = next(ports)
         self.stats_port = stats_port or next(ports)
         self.instances = {}
         for number in range(1, instances + 1):
@@ -160,6 +162,9 @@ class Stack:
         self.config_path = self.workdir / "haproxy.cfg"
         self.haproxy_log = self.workdir / "haproxy.log"
         self.errorfiles_dir = self.workdir / "errors"
+        # HTTPS on a port of its own with a self-signed certificate for localhost and 127.0.0.1
+        # (tls.py; the tandem_lb role makes the same kind when an inventory gives none).
+        self.tls_dir = self.workdir / "tls"
         # What a local run changes from the deployment defaults, and nothing else.
         local = {
             "tandem_lb_bind_address": LOOPBACK,
@@ -173,6 +178,11 @@ class Stack:
             "tandem_lb_group": "",
             "tandem_lb_log_targets": ["stdout format raw local0"],
             "tandem_lb_errorfiles_dir": str(self.errorfiles_dir),
+            "tandem_lb_https_port": self.https_port,
+            "tandem_lb_tls_dir": str(self.tls_dir),
+            # The tests speak plain HTTP to url() as to a deployment behind another TLS
+            # terminator, and HTTPS to https_url(); tests/stack/test_tls.py turns the redirect on.
+            "tandem_lb_http_redirect": False,
             "tandem_lb_maxconn": _maxconn_within_fd_limit(
                 config.load_defaults()["tandem_lb_maxconn"]),
         }
@@ -195,6 +205,8 @@ class Stack:
         and waits for its /health, starts HAProxy and waits until it sees every server UP."""
         try:
             config.render_errorfiles(self.variables)
+            if int(self.variables["tandem_lb_https_port"]) > 0:
+                self.certificate = tls.write_self_signed(self.tls_dir)
             self.config_path.write_text(config.render(self.variables))
             config.validate(self.config_path)
             if self.watchdog is not None:
@@ -311,6 +323,9 @@ class Stack:
     def url(self, path="/"):
         return f"http://{LOOPBACK}:{self.lb_port}{path}"
 
+    def https_url(self, path="/"):
+        return f"https://{LOOPBACK}:{self.https_port}{path}"
+
     def stats_url(self, path="/"):
         return f"http://{LOOPBACK}:{self.stats_port}{path}"
 
@@ -384,6 +399,7 @@ class Stack:
 
     def describe(self):
         lines = [f"HAProxy         {self.url()}  (config {self.config_path})",
+                 f"HTTPS           {self.https_url()}  (self-signed: {self.tls_dir})",
                  f"stats           {self.stats_url(self.variables['tandem_lb_stats_uri'])}",
                  f"prometheus      {self.stats_url('/metrics')}",
                  f"runtime API     {self.admin_socket}  (backend {self.backend})",

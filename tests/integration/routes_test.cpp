@@ -305,6 +305,8 @@ BOOST_AUTO_TEST_CASE(new_session_gets_hex_id_in_cookie_and_header) {
   BOOST_TEST(has_attribute("HttpOnly"), *cookie);
   BOOST_TEST(has_attribute("SameSite\\s*=\\s*Lax"), *cookie);
   BOOST_TEST(has_attribute("Path\\s*=\\s*/"), *cookie);
+  // Plain HTTP (no X-Forwarded-Proto: https): a Secure cookie would never come back.
+  BOOST_TEST(!has_attribute("Secure"), *cookie);
 
   // Another client without cookie or header gets another session.
   HttpClient stranger;
@@ -312,6 +314,30 @@ BOOST_AUTO_TEST_CASE(new_session_gets_hex_id_in_cookie_and_header) {
   BOOST_TEST_REQUIRE(other.ok, other.error);
   BOOST_TEST(other.json()["sessionId"].asString() != id, other.body);
   BOOST_TEST(other.json()["requestCount"].asInt64() == 1, other.body);
+}
+
+BOOST_AUTO_TEST_CASE(session_cookie_is_secure_when_the_client_came_over_https) {
+  // HAProxy says how the client reached it in X-Forwarded-Proto; over HTTPS the session cookie
+  // must not travel over plain HTTP later, whatever case the header's value has.
+  ServerProcess server{with_args({"--id", kId})};
+  for (const char* proto : {"https", "HTTPS"}) {
+    HttpClient client;
+    HttpResponse response =
+        client.post(server.url("/api/session"), session_body("client-s", 1),
+                    {"Content-Type: application/json", std::string("X-Forwarded-Proto: ") + proto});
+    BOOST_TEST_REQUIRE(response.ok, response.error);
+    std::string cookie = response.headers.all("Set-Cookie").empty()
+                             ? std::string()
+                             : response.headers.all("Set-Cookie").front();
+    BOOST_TEST(std::regex_search(cookie, std::regex{";\\s*Secure(;|$)"}), proto << ": " << cookie);
+  }
+  HttpClient plain;
+  HttpResponse response = plain.post(server.url("/api/session"), session_body("client-p", 1),
+                                     {"Content-Type: application/json", "X-Forwarded-Proto: http"});
+  BOOST_TEST_REQUIRE(response.ok, response.error);
+  BOOST_TEST_REQUIRE(!response.headers.all("Set-Cookie").empty(), response.describe());
+  BOOST_TEST(response.headers.all("Set-Cookie").front().find("Secure") == std::string::npos,
+             response.describe());
 }
 
 BOOST_AUTO_TEST_CASE(cookie_engine_keeps_one_session_across_20_posts) {

@@ -29,6 +29,11 @@ struct Request {
   std::optional<std::string> query_param(std::string_view name) const;
   // The value of cookie `name` from the Cookie header(s), or nullopt when absent.
   std::optional<std::string> cookie(std::string_view name) const;
+  // Whether the client reached the balancer over HTTPS: X-Forwarded-Proto is "https" (any case).
+  // HAProxy sets the header on every request, replacing the client's; an instance listens on
+  // loopback or a private network only, so the header is the balancer's word. A cookie meant for
+  // HTTPS clients is marked Secure when this holds.
+  bool forwarded_https() const;
 };
 
 // Decodes %XX escapes and '+' (as a space); nullopt when an escape is malformed.

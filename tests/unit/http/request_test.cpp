@@ -54,3 +54,16 @@ BOOST_AUTO_TEST_CASE(header_lookup_uses_lowercase_names) {
   BOOST_TEST(*request.header("x-session-id") == "s1");
   BOOST_TEST(request.header("host") == nullptr);
 }
+
+BOOST_AUTO_TEST_CASE(forwarded_https_reads_the_balancers_header) {
+  Request request;
+  BOOST_TEST(!request.forwarded_https());
+  for (const char* yes : {"https", "HTTPS", "Https"}) {
+    request.headers = {{"x-forwarded-proto", yes}};
+    BOOST_TEST(request.forwarded_https(), yes);
+  }
+  for (const char* no : {"http", "", "httpsx", "https ", "wss"}) {
+    request.headers = {{"x-forwarded-proto", no}};
+    BOOST_TEST(!request.forwarded_https(), no);
+  }
+}
