@@ -4,7 +4,7 @@ over SSH with the package under test, and the processes of the guest, seen from 
 import os
 
 from tests.harness import procstat
-from tests.harness.ansible_guest import AnsibleGuest
+from tests.harness.ansible_guest import PLAIN_HTTP, AnsibleGuest
 
 from bench.scaling.measured import PER_SOURCE_OUT_OF_REACH, BenchError
 
@@ -25,7 +25,7 @@ class Deployment:
         # wrk is one client address sending tens of thousands of requests a second: the
         # per-source limits would answer it 429. Their tables and rules stay, as deployed, so that
         # their cost is measured; only their thresholds are out of wrk's reach.
-        self.extra_vars = {"tandem_app_package": str(deb), **PER_SOURCE_OUT_OF_REACH,
+        self.extra_vars = {"tandem_app_package": str(deb), **PER_SOURCE_OUT_OF_REACH, **PLAIN_HTTP,
                            **settings}
         self.target = None
 

@@ -24,7 +24,8 @@ COST_TARGET_MS = 1.0
 # cost is measured; only their thresholds are put out of wrk's reach (--set overrides these too).
 PER_SOURCE_OUT_OF_REACH = {"tandem_lb_source_maxconn": 1_000_000,
                            "tandem_lb_source_request_rate": 1_000_000_000,
-                           "tandem_lb_source_session_rate": 1_000_000_000}
+                           "tandem_lb_source_session_rate": 1_000_000_000,
+                           "tandem_lb_source_connection_rate": 1_000_000_000}
 
 
 class BenchError(RuntimeError):

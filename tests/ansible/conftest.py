@@ -4,14 +4,15 @@
 into which the tests run ansible/'s playbooks with the local inventory, exactly as an operator
 would; the package under test is the one CTest's system.deb fixture built (TANDEM_BUILD_DIR and
 TANDEM_VERSION, or TANDEM_DEB). Powered off and removed at the end of the module, also on a failure
-or an interrupted run.
+or an interrupted run. Its playbooks serve plain HTTP on :80 (PLAIN_HTTP), where the tests send
+their load; test_tls.py deploys the default redirect itself.
 
 `report(line)`, sys.path and signal handling come from tests/conftest.py.
 """
 
 import pytest
 
-from tests.harness.ansible_guest import AnsibleGuest
+from tests.harness.ansible_guest import PLAIN_HTTP, AnsibleGuest
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -34,7 +35,7 @@ def pytest_runtest_makereport(item, call):
 def target():
     from tests.system.deployment import package_path
 
-    with AnsibleGuest(deb=package_path()) as guest:
+    with AnsibleGuest(deb=package_path(), base_vars=PLAIN_HTTP) as guest:
         if guest.guest.swept:
             print(f"removed stale guests of earlier runs: {guest.guest.swept}")
         yield guest

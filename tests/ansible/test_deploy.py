@@ -11,6 +11,7 @@ import json
 import os
 import pathlib
 import re
+import shlex
 import subprocess
 import threading
 import time
@@ -380,7 +381,8 @@ def test_local_connection_on_a_systemd_machine(target, report, next_package):
     guest.write(f"/var/tmp/{deb.name}", deb.read_bytes())
     started = time.monotonic()
     result = guest.run(["sh", "-c", f"cd {REPO_ROOT / 'ansible'} && ansible-playbook deploy.yml "
-                                    f"-e tandem_app_package=/var/tmp/{deb.name}"],
+                                    f"-e tandem_app_package=/var/tmp/{deb.name} "
+                                    f"-e {shlex.quote(json.dumps(target.base_vars))}"],
                        check=False, timeout=600)
     took = time.monotonic() - started
     recap = re.findall(r"^tandem-local\s*:\s*(.*)$", result.stdout, flags=re.MULTILINE)

@@ -17,7 +17,9 @@ ANSIBLE_DIR = REPO_ROOT / "ansible"
 LB_DEFAULTS = ANSIBLE_DIR / "roles/tandem_lb/defaults/main"
 APP_DEFAULTS = ANSIBLE_DIR / "roles/tandem_app/defaults/main.yml"
 # The tandem_lb role's own variables, beside the template's.
-LB_ROLE_ONLY = {"tandem_lb_packages", "tandem_lb_config_path"}
+LB_ROLE_ONLY = {"tandem_lb_packages", "tandem_lb_config_path", "tandem_lb_tls_certificates",
+                "tandem_lb_tls_self_signed_names", "tandem_lb_tls_self_signed_days",
+                "tandem_lb_tls_self_signed_renew_days"}
 # The documented exceptions to ansible-lint's production profile (noqa comments), each with why.
 LINT_EXCEPTIONS = {
     # ansible.builtin.systemd has no reset-failed.
@@ -66,7 +68,7 @@ def test_playbooks_parse_with_both_inventories():
 
 def test_tandem_lb_defaults_are_haproxy_defaults():
     """haproxy/defaults.yml is the one file of the template's defaults: the role reads it through
-    a link in defaults/main/, beside its own two variables."""
+    a link in defaults/main/, beside its own (packages, paths, certificates)."""
     assert (LB_DEFAULTS / "haproxy.yml").resolve() == config.DEFAULTS_PATH.resolve()
     template_defaults = config.load_defaults()
     role_defaults = {}
@@ -109,20 +111,26 @@ def test_the_role_renders_the_one_template_as_the_harness_does(tmp_path):
     assert sorted(copies) == [REPO_ROOT / "haproxy/errorfile.http.j2",
                               REPO_ROOT / "haproxy/haproxy.cfg.j2"], copies
     errors = tmp_path / "errors"
-    overrides = {"tandem_lb_errorfiles_dir": str(errors)}
+    tls = tmp_path / "tls"
+    overrides = {"tandem_lb_errorfiles_dir": str(errors), "tandem_lb_tls_dir": str(tls)}
     playbook = tmp_path / "errorfiles.yml"
     playbook.write_text(yaml.safe_dump([{
-        "name": "Render the errorfiles as the tandem_lb role does",
+        "name": "Render the errorfiles and the certificates as the tandem_lb role does",
         "hosts": "localhost", "gather_facts": False,
         "vars_files": [str(part) for part in sorted(LB_DEFAULTS.glob("*.yml"))],
         "tasks": [{"name": "Render them", "ansible.builtin.import_role": {
-            "name": "tandem_lb", "tasks_from": "errorfiles"}}],
+            "name": "tandem_lb", "tasks_from": "errorfiles"}},
+                  {"name": "Make the self-signed certificate", "ansible.builtin.import_role": {
+                      "name": "tandem_lb", "tasks_from": "tls"}}],
     }]))
     # The role's reload handler skips a HAProxy its play has just started: here, where none runs,
     # the play says it has.
     result = run(["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook),
                   "-e", json.dumps({**overrides, "tandem_lb_started": {"changed": True}})])
     assert result.returncode == 0, result.stdout
+    # No certificate in the inventory: one self-signed PEM, named by the host, and the list.
+    assert sorted(p.name for p in tls.iterdir()) == ["certificates.list", "localhost.pem",
+                                                     "self-signed.crt", "self-signed.key"]
     statuses = config.load_defaults()["tandem_lb_error_messages"]
     assert sorted(p.name for p in errors.iterdir()) == sorted(f"{s}.http" for s in statuses)
     for status in statuses:

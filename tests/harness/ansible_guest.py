@@ -51,7 +51,11 @@ SSH_PORT = 2222
 # What the local inventory's deployment listens on in the guest, that is on this machine: HAProxy's
 # public frontend (every address) and admin listener, the two instances, and the monitoring
 # (Prometheus, Alertmanager, the node exporter).
-DEPLOYMENT_PORTS = (80, 8404, 3001, 3002, 9090, 9093, 9100)
+DEPLOYMENT_PORTS = (80, 443, 8404, 3001, 3002, 9090, 9093, 9100)
+# Plain HTTP served on :80 (not redirected to HTTPS), as behind another TLS terminator: the tests
+# that load the deployment through :80 use it; HTTPS is deployed on :443 all the same, and
+# tests/ansible/test_tls.py deploys the default, the redirect.
+PLAIN_HTTP = {"tandem_lb_http_redirect": False}
 GUEST_SSH_DIR = "/etc/ssh/tandem-ansible"
 SSHD_UNIT = "tandem-ansible-sshd.service"
 REQUIRED_TOOLS = ("ssh", "ssh-keygen", "ansible-playbook")
@@ -109,8 +113,10 @@ def port_holder(port):
 class AnsibleGuest:
     """A booted guest with an sshd for Ansible; a context manager (everything goes on exit)."""
 
-    def __init__(self, ssh_port=SSH_PORT, ports=DEPLOYMENT_PORTS, deb=None):
+    def __init__(self, ssh_port=SSH_PORT, ports=DEPLOYMENT_PORTS, deb=None, base_vars=None):
         self.ssh_port = ssh_port
+        # Extra variables of every playbook run, under each run's own (PLAIN_HTTP, say).
+        self.base_vars = dict(base_vars or {})
         self.ports = tuple(ports)
         self.deb = deb
         self.guest = None
@@ -280,6 +286,7 @@ RuntimeDirectoryPreserve=yes
         PlaybookRun (never raises on a failed play: callers assert on it). echo: also stream
         the output to this process's stdout as it comes."""
         argv = ["ansible-playbook", playbook] + list(args)
+        extra_vars = {**self.base_vars, **(extra_vars or {})}
         if extra_vars:
             argv += ["-e", json.dumps(extra_vars)]
         started = time.monotonic()

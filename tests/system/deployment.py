@@ -114,6 +114,10 @@ class System:
             # instance hangs, the requests it holds take hundreds of connections at once, which
             # the per-address limits would refuse (the stack tests prove those limits).
             **ONE_ADDRESS_CROWD,
+            # Plain HTTP only: this deployment renders the template itself, without the
+            # tandem_lb role that writes the certificates; HTTPS as deployed is tested by
+            # tests/ansible/test_tls.py.
+            "tandem_lb_https_port": 0,
             **changes,
         }
         self.variables = config.variables(overrides)
