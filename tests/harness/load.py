@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import pycurl
 
 DEFAULT_TIMEOUT = 10.0
+_HTTP_VERSIONS = {pycurl.CURL_HTTP_VERSION_1_0: "1.0", pycurl.CURL_HTTP_VERSION_1_1: "1.1",
+                  pycurl.CURL_HTTP_VERSION_2_0: "2"}
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Outcome:
     error: str = ""  # curl's error message, "" if the transfer completed
     headers: dict = field(default_factory=dict)  # lower-case name -> last value
     body: bytes = b""
+    http_version: str = ""  # "1.0", "1.1" or "2": what the answer came over
 
     @property
     def ok(self):
@@ -76,7 +79,7 @@ class Client:
     time), instead of one kept alive and reused."""
 
     def __init__(self, name="", cookies=True, timeout=DEFAULT_TIMEOUT, source=None,
-                 fresh_connections=False):
+                 fresh_connections=False, ca_file=None, http2=False):
         self.name = name
         self.timeout = timeout
         self.source = source
@@ -89,6 +92,12 @@ class Client:
         if fresh_connections:
             self.curl.setopt(pycurl.FRESH_CONNECT, 1)
             self.curl.setopt(pycurl.FORBID_REUSE, 1)
+        if ca_file:
+            # HTTPS verified against this file's certificates (a stack's self-signed one).
+            self.curl.setopt(pycurl.CAINFO, str(ca_file))
+        if http2:
+            # HTTP/2 when the server offers it over TLS (ALPN), else HTTP/1.1.
+            self.curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS)
         self.outcomes = []
 
     def cookies(self):
@@ -138,9 +147,11 @@ class _Transfer:
 
     def finish(self, error):
         status = self.client.curl.getinfo(pycurl.RESPONSE_CODE)
+        version = _HTTP_VERSIONS.get(self.client.curl.getinfo(pycurl.INFO_HTTP_VERSION), "")
         outcome = Outcome(self.request, self.scheduled, self.started, time.monotonic(),
                           status=status, instance=self.headers.get("x-container-id", ""),
-                          error=error, headers=self.headers, body=self.body.getvalue())
+                          error=error, headers=self.headers, body=self.body.getvalue(),
+                          http_version=version)
         self.client.outcomes.append(outcome)
         return outcome
 
@@ -248,10 +259,11 @@ class PacedLoad:
     """
 
     def __init__(self, url, rate, duration, timeout=DEFAULT_TIMEOUT, request_for=None,
-                 source=None, fresh_connections=False):
+                 source=None, fresh_connections=False, ca_file=None, http2=False):
         self.url = url
         self.source = source
         self.fresh_connections = fresh_connections
+        self.tls = {"ca_file": ca_file, "http2": http2}
         self.request_for = request_for or (lambda number: Request("GET", url))
         self.rate = rate
         self.duration = duration
@@ -288,7 +300,8 @@ class PacedLoad:
                     if not idle:
                         clients.append(Client(cookies=False, timeout=self.timeout,
                                               source=self.source,
-                                              fresh_connections=self.fresh_connections))
+                                              fresh_connections=self.fresh_connections,
+                                              **self.tls))
                         idle.append(clients[-1])
                     client = idle.pop()
                     multi.add(client, self.request_for(issued),
@@ -362,3 +375,12 @@ class Rounds:
         self._halt()
         if self._error is not None:
             raise self._error
+
+
+def session_post(url, client_name, number, session_id=None):
+    """POST /api/session's request: {"clientId", "requestNum"}, and X-Session-Id when given."""
+    body = json.dumps({"clientId": client_name, "requestNum": number}).encode()
+    headers = ["Content-Type: application/json"]
+    if session_id:
+        headers.append(f"X-Session-Id: {session_id}")
+    return Request("POST", url, body, tuple(headers))

@@ -84,6 +84,17 @@ class RuntimeApi:
         if answer:
             raise RuntimeApiError(f"set server {backend}/{server} state {state}: {answer}")
 
+    def replace_certificate(self, path, pem):
+        """Serves `pem` (certificate, chain, key) in place of the certificate HAProxy loaded from
+        `path`: `set ssl cert` with the PEM as payload, then `commit ssl cert`, as the tandem_lb
+        role does. Raises with HAProxy's answer unless both succeed."""
+        staged = self.command(f"set ssl cert {path} <<\n{pem.rstrip()}\n")
+        if "Transaction created" not in staged and "Transaction updated" not in staged:
+            raise RuntimeApiError(f"set ssl cert {path}: {staged.strip()}")
+        committed = self.command(f"commit ssl cert {path}")
+        if "Success!" not in committed:
+            raise RuntimeApiError(f"commit ssl cert {path}: {committed.strip()}")
+
     def table(self, name):
         """`show table <name>`: the stick-table's entries as a list of dicts, each with "key" and
         its stored counters by name as HAProxy shows them ("conn_cur", "http_req_rate(10000)",

@@ -165,6 +165,7 @@ class Stack:
         # HTTPS on a port of its own with a self-signed certificate for localhost and 127.0.0.1
         # (tls.py; the tandem_lb role makes the same kind when an inventory gives none).
         self.tls_dir = self.workdir / "tls"
+        self.ca_file = self.tls_dir / "ca.pem"  # The certificate alone, for clients to trust.
         # What a local run changes from the deployment defaults, and nothing else.
         local = {
             "tandem_lb_bind_address": LOOPBACK,

@@ -37,14 +37,24 @@ def self_signed_pem(common_name, names, days=30):
 
 
 def write_self_signed(directory, names=("localhost", "127.0.0.1"), days=30):
-    """Writes <first name>.pem and the crt-list naming it into directory; returns the PEM's
-    path."""
+    """Writes <first name>.pem and the crt-list naming it into directory, and the certificate
+    alone as ca.pem (what a client that verifies trusts); returns the PEM's path."""
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     pem = directory / f"{names[0]}.pem"
-    write_pem(pem, self_signed_pem(names[0], names, days))
+    text = self_signed_pem(names[0], names, days)
+    write_pem(pem, text)
+    (directory / "ca.pem").write_text(certificate_part(text))
     (directory / CRT_LIST_NAME).write_text(f"{pem}\n")
     return pem
+
+
+def certificate_part(pem_text):
+    """The certificate blocks of a PEM text, without its key."""
+    blocks = pem_text.split("-----END CERTIFICATE-----")
+    return "".join(block[block.index("-----BEGIN CERTIFICATE-----"):]
+                   + "-----END CERTIFICATE-----\n"
+                   for block in blocks[:-1])
 
 
 def write_pem(path, text):

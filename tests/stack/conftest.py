@@ -11,6 +11,7 @@ of every log of its stacks is printed with the failure.
 import pytest
 
 from tests.harness.processes import tail
+from tests.harness.redis import RedisServer
 from tests.harness.stack import Stack, find_server_bin
 
 
@@ -54,3 +55,19 @@ def make_stack(request, server_bin):
     # Every instance still running at the end must drain and exit 0: under the sanitizer build
     # this also catches a crash or a sanitizer report in any scenario.
     assert not unclean, "\n".join(unclean)
+
+
+@pytest.fixture
+def make_redis():
+    """make_redis(**kwargs) starts a RedisServer; every one is killed and reaped at the end."""
+    servers = []
+
+    def make(**kwargs):
+        server = RedisServer(**kwargs)
+        servers.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in servers:
+        server.close()

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.harness import config
+from tests.harness import config, tls
 from tests.harness import stack as stack_module
 
 # Spec: a dead or draining instance out within 2 s, a recovered one back within 3 s.
@@ -41,13 +41,18 @@ VARIANTS = {
     "one syslog target": {"tandem_lb_log_targets": ["127.0.0.1:514 local0 info"]},
     "HAProxy's own thread count": {"tandem_lb_nbthread": 0},
     "no per-source limit": {"tandem_lb_source_maxconn": 0, "tandem_lb_source_request_rate": 0,
-                            "tandem_lb_source_session_rate": 0},
+                            "tandem_lb_source_session_rate": 0,
+                            "tandem_lb_source_connection_rate": 0},
     "only the per-source connection limit": {"tandem_lb_source_request_rate": 0,
                                              "tandem_lb_source_session_rate": 0},
     "other rate period and table size": {"tandem_lb_source_rate_period": 60,
                                          "tandem_lb_source_table_size": "1m"},
     "every request logged": {"tandem_lb_log_requests": "all"},
     "no request log": {"tandem_lb_log_requests": "off"},
+    "plain HTTP only (behind another TLS terminator)": {"tandem_lb_https_port": 0},
+    "plain HTTP served beside HTTPS": {"tandem_lb_http_redirect": False},
+    "HTTPS on another port, with HSTS": {"tandem_lb_https_port": 8443,
+                                         "tandem_lb_hsts_max_age": 63072000},
 }
 
 
@@ -62,8 +67,11 @@ def seconds(duration):
 def test_variant_passes_haproxy_check(name, tmp_path):
     # haproxy -c loads the errorfiles: they are rendered as the role does, into a directory of
     # the test's own.
-    variant = {**VARIANTS[name], "tandem_lb_errorfiles_dir": str(tmp_path / "errors")}
+    # So does the certificate list: a self-signed certificate in the test's own directory.
+    variant = {**VARIANTS[name], "tandem_lb_errorfiles_dir": str(tmp_path / "errors"),
+               "tandem_lb_tls_dir": str(tmp_path / "tls")}
     config.render_errorfiles(variant)
+    tls.write_self_signed(tmp_path / "tls")
     path = tmp_path / "haproxy.cfg"
     path.write_text(config.render(variant))
     output = config.validate(path)
@@ -85,7 +93,18 @@ def test_defaults_render_the_design_contract():
         "acl blocked_path path /metrics /api/metrics",
         "http-request deny deny_status 403 if blocked_path",
         "balance leastconn",
-        "cookie tandem_instance insert indirect nocache httponly",
+        'cookie tandem_instance insert indirect nocache httponly attr "SameSite=Lax"',
+        'http-after-response replace-header Set-Cookie "^(tandem_instance=.*)" "\\1; Secure" '
+        "if { ssl_fc }",
+        # HTTPS (haproxy/README.md, "TLS"): plain HTTP redirected, the scheme told.
+        "bind 0.0.0.0:443 ssl crt-list /etc/haproxy/tls/certificates.list alpn h2,http/1.1",
+        "ssl-default-bind-options prefer-client-ciphers ssl-min-ver TLSv1.2 no-tls-tickets",
+        "ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+        "TLS_CHACHA20_POLY1305_SHA256",
+        "http-request redirect scheme https code 308 unless { ssl_fc }",
+        "http-request set-header X-Forwarded-Proto https if { ssl_fc }",
+        "http-request set-header X-Forwarded-Proto http if !{ ssl_fc }",
+        "tcp-request connection reject if { sc0_conn_rate gt 600 }",
         "http-check send meth GET uri /health",
         "http-check expect status 200",
         "option redispatch 1",
@@ -106,7 +125,7 @@ def test_defaults_render_the_design_contract():
         "stats uri /stats",
         # Per-source limits and HAProxy's own answers.
         "stick-table type ipv6 size 100k expire 20s "
-        "store conn_cur,http_req_rate(10s),gpc0_rate(10s)",
+        "store conn_cur,http_req_rate(10s),gpc0_rate(10s),conn_rate(10s)",
         "tcp-request connection track-sc0 src,ipmask(32,64)",
         "tcp-request connection reject if { sc0_conn_cur gt 100 }",
         "acl over_request_rate sc0_http_req_rate gt 3000",
@@ -123,13 +142,16 @@ def test_defaults_render_the_design_contract():
     ]
     missing = [line for line in expected if line not in text]
     assert not missing, f"not in the rendered defaults: {missing}"
+    # HSTS only when asked for: with the self-signed default it would lock browsers out.
+    assert "Strict-Transport-Security" not in text
     # One way to answer errors: the errorfiles, never an http-error line beside them.
     assert not [line for line in text.splitlines() if line.strip().startswith("http-error")]
 
 
 def test_no_per_source_limit_renders_no_tracking():
     text = config.render({"tandem_lb_source_maxconn": 0, "tandem_lb_source_request_rate": 0,
-                          "tandem_lb_source_session_rate": 0})
+                          "tandem_lb_source_session_rate": 0,
+                          "tandem_lb_source_connection_rate": 0})
     assert "stick-table" not in text and "track-sc0" not in text and "sc0_" not in text
     assert "deny_status 429" not in text and "sc-inc-gpc0" not in text
 
@@ -259,3 +281,17 @@ def test_unknown_request_log_setting_stops_haproxy_check(tmp_path):
     with pytest.raises(Exception) as failure:
         config.validate(path)
     assert "log_requests_must_be_errors_all_or_off" in str(failure.value)
+
+
+def test_https_on_another_port_redirects_there_and_sends_hsts_when_asked():
+    text = config.render({"tandem_lb_https_port": 8443, "tandem_lb_hsts_max_age": 63072000})
+    assert ("http-request redirect location https://%[req.hdr(host),regsub(:[0-9]*$,)]:8443"
+            "%[capture.req.uri] code 308 unless { ssl_fc }") in text
+    assert ('http-after-response set-header Strict-Transport-Security "max-age=63072000" '
+            "if { ssl_fc }") in text
+
+
+def test_without_https_nothing_of_tls_is_rendered():
+    text = config.render({"tandem_lb_https_port": 0})
+    assert "ssl" not in text.replace("ssl_fc", "")
+    assert "redirect" not in text and "Strict-Transport-Security" not in text

@@ -16,8 +16,10 @@ import urllib.request
 import pytest
 
 from tests.harness import load
+from tests.harness.load import session_post
 from tests.harness.poller import Poller
-from tests.harness.redis import RedisServer, check_sessions
+from tests.harness.redis import check_sessions
+from tests.harness.roll import roll_instance
 from tests.harness.runtime_api import StatusMonitor
 from tests.harness.stack import ONE_ADDRESS_CROWD
 
@@ -59,31 +61,6 @@ STORE_STATES = ("ok", "connecting", "unavailable")
 # Scenario 4 (the rolling restart), with rolling-restart.yml's settings.
 ROLL_CLIENTS = 20
 ROLL_ROUND_PAUSE = 0.2  # seconds between two rounds of one POST per client: 100 requests/s
-ROLL_DRAIN_SECONDS = 10  # tandem_app_roll_drain_seconds: longest wait for no session on it
-
-
-@pytest.fixture
-def make_redis():
-    """make_redis(**kwargs) starts a RedisServer; every one is killed and reaped at the end."""
-    servers = []
-
-    def make(**kwargs):
-        server = RedisServer(**kwargs)
-        servers.append(server)
-        server.start()
-        return server
-
-    yield make
-    for server in servers:
-        server.close()
-
-
-def session_post(url, client_name, number, session_id=None):
-    body = json.dumps({"clientId": client_name, "requestNum": number}).encode()
-    headers = ["Content-Type: application/json"]
-    if session_id:
-        headers.append(f"X-Session-Id: {session_id}")
-    return load.Request("POST", url, body, tuple(headers))
 
 
 def post_rounds(clients, url, rounds):
@@ -412,32 +389,6 @@ def test_redis_outage_fails_only_session_requests(make_redis, make_stack, report
     if outage == "killed-restarted":
         # A refused connection is reported: the store is not "ok" while Redis is away.
         assert set(states["during"]) - {"ok"}, states["during"]
-
-
-def roll_instance(stack, instance_id):
-    """One instance out of rotation, restarted and back, the way ansible/rolling-restart.yml
-    does it (roles/tandem_app/tasks/roll_instance.yml) but on the harness's stack: another
-    server UP; drain; wait (bounded) until HAProxy counts no session on it; maint; SIGTERM (it
-    drains and exits 0); start; its own /health 200; ready; HAProxy's checks pass (UP, not the
-    "UP 1/2" it shows at once out of maint); a request with its cookie is answered by it."""
-    api, backend = stack.api, stack.backend
-    others = {s: status for s, status in api.statuses(backend).items() if s != instance_id}
-    assert "UP" in others.values(), f"no other server UP before taking {instance_id} out: {others}"
-    api.set_server_state(backend, instance_id, "drain")
-    deadline = time.monotonic() + ROLL_DRAIN_SECONDS
-    while int(api.server_stat(backend, instance_id)["scur"] or 0) > 0 \
-            and time.monotonic() < deadline:
-        time.sleep(0.1)
-    api.set_server_state(backend, instance_id, "maint")
-    stack.stop_instance(instance_id, signal.SIGTERM)
-    exit_code = stack.wait_instance_exit(instance_id, timeout=10.0)
-    stack.start_instance(instance_id, wait=True)
-    api.set_server_state(backend, instance_id, "ready")
-    stack.wait_status(instance_id, lambda status: status == "UP", timeout=5.0)
-    cookie = f"Cookie: {stack.variables['tandem_lb_cookie_name']}={instance_id}"
-    answer = load.parallel([load.Request("GET", stack.url("/api/whoami"), None, (cookie,))])[0]
-    assert answer.ok and answer.instance == instance_id, answer
-    return exit_code
 
 
 def test_rolling_restart_loses_no_session(make_redis, make_stack, report):
