@@ -320,7 +320,9 @@ def main(argv=None):
     up.add_argument("--deb", required=True, help="the package to deploy (cpack -G DEB)")
     up.add_argument("--ssh-port", type=int, default=SSH_PORT,
                     help=f"loopback port of the guest's sshd ({SSH_PORT})")
-    up.add_argument("--lb-port", type=int, default=80, help="HAProxy's public port (80)")
+    up.add_argument("--lb-port", type=int, default=80,
+                    help="HAProxy's plain-HTTP port, which redirects to HTTPS (80)")
+    up.add_argument("--https-port", type=int, default=443, help="HAProxy's HTTPS port (443)")
     args = parser.parse_args(argv)
 
     raise_on_termination()
@@ -329,7 +331,11 @@ def main(argv=None):
     ports = list(DEPLOYMENT_PORTS)
     if args.lb_port != 80:
         extra_vars["tandem_lb_port"] = args.lb_port
-        ports[0] = args.lb_port
+        ports[ports.index(80)] = args.lb_port
+    if args.https_port != 443:
+        extra_vars["tandem_lb_https_port"] = args.https_port
+        ports[ports.index(443)] = args.https_port
+    https = "https://127.0.0.1" + ("" if args.https_port == 443 else f":{args.https_port}")
     try:
         with AnsibleGuest(ssh_port=args.ssh_port, ports=ports, deb=deb) as target:
             print(f"up: guest {target.guest.name} booted, sshd on 127.0.0.1:{args.ssh_port}; "
@@ -344,8 +350,10 @@ def main(argv=None):
             print(f"""
 up: tandem is deployed in a systemd guest (a systemd-nspawn container sharing this machine's
     network), by ansible-playbook over SSH, as on a server:
-  http://127.0.0.1:{args.lb_port}/api/whoami
-      HAProxy's public frontend (port {args.lb_port} on every address of this machine)
+  {https}/api/whoami
+      HAProxy's public frontend: HTTPS and HTTP/2 on port {args.https_port} of every address of
+      this machine, with a self-signed certificate (curl -k, or --cacert with the guest's
+      /etc/haproxy/tls/self-signed.crt); plain HTTP on port {args.lb_port} redirects there
   http://127.0.0.1:8404/stats
       HAProxy's stats page (/metrics: Prometheus)
   http://127.0.0.1:9090/consoles/tandem.html

@@ -428,5 +428,6 @@ def test_rolling_restart_loses_no_session(make_redis, make_stack, report):
         for client in clients:
             client.close()
 
+
 def _rel(when, since):
     return "n/a" if when is None else f"{when - since:+.2f} s"
