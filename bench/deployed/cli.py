@@ -37,8 +37,9 @@ def parse_args(argv):
                     "last line.",
         epilog="Exit status: 0 every phase ran without errors (targets may be missed), 1 something "
                "broke or errors were counted, 2 bad usage, 77 a required tool is missing, "
-               "130 interrupted. The guest takes ports 80, 2222, 3001, 3002, 8404, 9090, 9093 and "
-               "9100 of this machine, as ./up does. bench/README.md explains every figure.")
+               "130 interrupted. The guest takes ports 80, 443, 2222, 3001, 3002, 8404, 9090, "
+               "9093, 9100 and 9115 of this machine, as ./up does. bench/README.md explains every "
+               "figure.")
     parser.add_argument("--deb", metavar="PATH",
                         help="the package to deploy; skips the build (default: build it as ./up "
                              "does, into build-release/)")

@@ -10,16 +10,22 @@ node exporter), with its intervals shortened for the test:
 - the console page renders in headless Chromium (the screenshot is kept in the build tree) and
   every graph's query returns data, as does every panel of the Grafana dashboard;
 - a request id sent through :80 is found in the journal, HAProxy's line and the instance's, by the
-  one documented command, and the instance's by its journal field.
+  one documented command, and the instance's by its journal field;
+- the HTTPS front, deployed with a self-signed certificate valid 10 days, is probed by the blackbox
+  exporter: the expiry Prometheus holds is the served certificate's, about 10 days ahead, and
+  TandemTlsCertificateExpiresSoon (21 days) goes from pending to firing after its minute and
+  reaches the webhook.
 """
 
 import collections
+import datetime
 import http.server
 import json
 import os
 import pathlib
 import re
 import shutil
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -27,6 +33,7 @@ import time
 import urllib.parse
 import urllib.request
 
+from tests.harness import tls
 from tests.harness.load import PacedLoad, Request, parallel
 from tests.harness.stack import ONE_ADDRESS_CROWD
 from tests.harness.waiting import wait_until
@@ -38,6 +45,17 @@ LB = "http://127.0.0.1:80"
 LOAD_RATE = 60
 LOAD_SECONDS = 60
 ALERT_BOUND = 60.0  # seconds from the stop to the notification: 30 s of "for", plus checks
+# The self-signed certificate's days: under TandemTlsCertificateExpiresSoon's 21 (warning), over
+# its 7 (critical).
+CERTIFICATE_DAYS = 10
+DAY = 86400.0
+# The HTTPS front as the local inventory's Prometheus probes it, and the expiry alert's wait.
+HTTPS_FRONT = "https://127.0.0.1:443/health"
+TLS_ALERT = "TandemTlsCertificateExpiresSoon"
+TLS_ALERT_FOR = 60.0
+# Seconds from the alert's pending to its notification beyond its "for": an evaluation (1 s), the
+# group wait (1 s), the delivery.
+TLS_ALERT_SLACK = 10.0
 SHARE_TOLERANCE = 0.02
 # The one command (README, "Finding one request") that shows a request's whole path.
 FIND_REQUEST = ["journalctl", "--no-pager", "-o", "cat", "-u", "haproxy", "-u", "tandem@*",
@@ -74,11 +92,14 @@ class Webhook:
         self.server.server_close()
 
     def first(self, status, alertname, after):
-        for when, payload in self.notifications:
-            if when >= after and any(a["status"] == status and a["labels"].get("alertname") ==
-                                     alertname for a in payload["alerts"]):
-                return when
-        return None
+        found = self.alerts(status, alertname, after)
+        return found[0][0] if found else None
+
+    def alerts(self, status, alertname, after):
+        """[(monotonic time, alert)] of the notifications received since `after`."""
+        return [(when, alert) for when, payload in list(self.notifications) if when >= after
+                for alert in payload["alerts"]
+                if alert["status"] == status and alert["labels"].get("alertname") == alertname]
 
 
 def query(expr, at=None):
@@ -90,6 +111,44 @@ def query(expr, at=None):
         body = json.loads(answer.read())
     assert body["status"] == "success", body
     return body["data"]["result"]
+
+
+def prometheus_api(path):
+    with urllib.request.urlopen(f"{PROMETHEUS}{path}", timeout=10) as answer:
+        body = json.loads(answer.read())
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def prometheus_alerts(alertname):
+    """Prometheus's alerts of that name, pending or firing."""
+    return [a for a in prometheus_api("/api/v1/alerts")["alerts"]
+            if a["labels"]["alertname"] == alertname]
+
+
+def prometheus_rule(alertname, severity):
+    return next(r for g in prometheus_api("/api/v1/rules?type=alert")["groups"]
+                for r in g["rules"] if r["name"] == alertname
+                and r["labels"].get("severity") == severity)
+
+
+def rfc3339(text):
+    """Seconds since the epoch of Prometheus's RFC 3339 times (nanoseconds, Z)."""
+    match = re.fullmatch(r"(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?Z", text)
+    assert match, text
+    seconds = datetime.datetime.fromisoformat(match.group(1) + "+00:00").timestamp()
+    return seconds + float("0." + (match.group(2) or "0"))
+
+
+def _probe():
+    """The probe of the HTTPS front: {"success", "expiry", "labels"} once both series are in."""
+    success = query('probe_success{job="https"}')
+    expiry = query('probe_ssl_earliest_cert_expiry{job="https"}')
+    if len(success) != 1 or len(expiry) != 1:
+        return None
+    labels = {k: v for k, v in expiry[0]["metric"].items() if k != "__name__"}
+    return {"success": float(success[0]["value"][1]), "expiry": float(expiry[0]["value"][1]),
+            "labels": labels}
 
 
 def wait_for(predicate, timeout, what):
@@ -122,12 +181,31 @@ def test_the_fleet_in_one_view(target, report):
             "tandem_monitoring_alert_group_wait": "1s",
             "tandem_monitoring_alert_group_interval": "1s",
             "tandem_monitoring_alert_webhook_url": webhook.url,
+            "tandem_lb_tls_self_signed_days": CERTIFICATE_DAYS,
         }
+        deploying = time.monotonic()
         deployed = target.playbook("deploy.yml", extra_vars=extra_vars)
         assert deployed.ok, deployed.tail()
         guest = target.guest
         wait_for(lambda: len(query('up{job="tandem"} == 1')) == 2, 30,
                  "Prometheus scrapes both instances")
+
+        # --- the HTTPS front's certificate, as the probe reads it ------------------------------
+        probe = wait_for(_probe, 30, "the blackbox exporter's probe of the HTTPS front")
+        probed = time.monotonic()
+        served = ssl.cert_time_to_seconds(tls.not_after(
+            ssl.get_server_certificate(("127.0.0.1", 443), timeout=10)))
+        days_left = (probe["expiry"] - time.time()) / DAY
+        report(f"HTTPS front probed {fmt(probed - deploying)} after the deployment began: "
+               f"probe_success {probe['success']:g}, probe_ssl_earliest_cert_expiry "
+               f"{probe['expiry']:.0f} ({days_left:.3f} days ahead; deployed "
+               f"tandem_lb_tls_self_signed_days {CERTIFICATE_DAYS}), the served certificate's "
+               f"notAfter {served:.0f}; labels {probe['labels']}")
+        assert probe["success"] == 1
+        assert probe["labels"] == {"job": "https", "instance": HTTPS_FRONT,
+                                   "host": "tandem-local"}, probe["labels"]
+        assert probe["expiry"] == served
+        assert abs(days_left - CERTIFICATE_DAYS) <= 1
 
         # --- 60 s of mixed load, counted by instance ---------------------------------------------
         load = PacedLoad(f"{LB}/api/whoami", LOAD_RATE, LOAD_SECONDS, request_for=mixed)
@@ -206,6 +284,32 @@ def test_the_fleet_in_one_view(target, report):
                f"{len(outcomes)} requests, {sum(not o.ok for o in outcomes)} failed")
         assert fired - stopped <= ALERT_BOUND
         assert not [o for o in outcomes if not o.ok]
+
+        # --- the certificate's expiry alert: pending, firing after its minute, delivered -------
+        # By now (minutes after the first probe) it has fired; the wait bounds a slow run.
+        bound = TLS_ALERT_FOR + TLS_ALERT_SLACK
+        firing = wait_for(lambda: [a for a in prometheus_alerts(TLS_ALERT)
+                                   if a["state"] == "firing"],
+                          max(1.0, bound - (time.monotonic() - probed)),
+                          f"{TLS_ALERT} firing in Prometheus")
+        delivered = wait_for(lambda: webhook.alerts("firing", TLS_ALERT, deploying), 10,
+                             f"{TLS_ALERT} reached the webhook")
+        rule = prometheus_rule(TLS_ALERT, "warning")
+        pending_at = rfc3339(firing[0]["activeAt"])
+        delivered_at = time.time() - (time.monotonic() - delivered[0][0])
+        probed_at = time.time() - (time.monotonic() - probed)
+        severities = [a["labels"]["severity"] for a in firing]
+        report(f"{TLS_ALERT}: pending {fmt(pending_at - probed_at)} after the probe was first "
+               f"seen, firing in Prometheus {severities} with "
+               f"{float(firing[0]['value']) / DAY:.3f} days left, delivered to the webhook "
+               f"{fmt(delivered_at - pending_at)} after it became pending (the rule's for: "
+               f"{rule['duration']:g} s): {[a['labels'] for _, a in delivered]}")
+        assert [a["labels"]["severity"] for a in firing] == ["warning"]
+        assert firing[0]["labels"]["host"] == "tandem-local"
+        assert firing[0]["labels"]["instance"] == HTTPS_FRONT
+        assert rule["duration"] == TLS_ALERT_FOR
+        assert TLS_ALERT_FOR <= delivered_at - pending_at <= TLS_ALERT_FOR + TLS_ALERT_SLACK
+        assert {a["labels"]["severity"] for _, a in delivered} == {"warning"}
 
 
 def _both_lines(guest, request_id):

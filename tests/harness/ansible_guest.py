@@ -50,8 +50,8 @@ HOST = "tandem-local"  # the host of ansible/inventories/local
 SSH_PORT = 2222
 # What the local inventory's deployment listens on in the guest, that is on this machine: HAProxy's
 # public frontend (every address) and admin listener, the two instances, and the monitoring
-# (Prometheus, Alertmanager, the node exporter).
-DEPLOYMENT_PORTS = (80, 443, 8404, 3001, 3002, 9090, 9093, 9100)
+# (Prometheus, Alertmanager, the node exporter, the blackbox exporter).
+DEPLOYMENT_PORTS = (80, 443, 8404, 3001, 3002, 9090, 9093, 9100, 9115)
 # Plain HTTP served on :80 (not redirected to HTTPS), as behind another TLS terminator: the tests
 # that load the deployment through :80 use it; HTTPS is deployed on :443 all the same, and
 # tests/ansible/test_tls.py deploys the default, the redirect.
@@ -164,7 +164,7 @@ class AnsibleGuest:
         # A fresh server with HAProxy and the monitoring installed but not yet configured: the
         # tandem_lb and tandem_monitoring roles configure and start them.
         for unit in ("haproxy.service", "prometheus.service", "prometheus-alertmanager.service",
-                     "prometheus-node-exporter.service"):
+                     "prometheus-node-exporter.service", "prometheus-blackbox-exporter.service"):
             self.guest.unmask(unit)
         self._start_sshd()
 

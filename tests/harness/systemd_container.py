@@ -59,6 +59,7 @@ MASKED_UNITS = (
     "e2scrub_all.timer", "fstrim.timer", "ssh.service", "ssh.socket",
     # The monitoring's: the tandem_monitoring role configures and starts them where it is applied.
     "prometheus.service", "prometheus-alertmanager.service", "prometheus-node-exporter.service",
+    "prometheus-blackbox-exporter.service",
 )
 CGROUP_PREFIX = "tandem-guest-"
 REQUIRED_TOOLS = ("systemd-nspawn", "systemd-id128", "nsenter", "mount", "umount", "setpriv")

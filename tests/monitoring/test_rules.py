@@ -1,7 +1,8 @@
 """The monitoring's files, checked without a deployment: the rules pass promtool's check and its
 unit tests (every alert fires when it should and stays silent when it should), the configurations
-the tandem_monitoring role renders for both inventories pass promtool and amtool, and the Grafana
-dashboard's panels all carry a query of the recorded series."""
+the tandem_monitoring role renders for both inventories pass promtool, amtool and the blackbox
+exporter's own check, the HTTPS probe reaches every balancer's front (and none without HTTPS), and
+the Grafana dashboard's panels all carry a query of the recorded series."""
 
 import json
 import pathlib
@@ -45,9 +46,13 @@ def test_every_alert_has_unit_tests_that_pass():
                 assert rule["annotations"].get("runbook"), rule["alert"]
 
 
-@pytest.mark.parametrize("inventory", ["local", "example"])
-def test_the_rendered_configurations_pass_promtool_and_amtool(tmp_path, inventory):
-    """The role's templates rendered by Ansible itself with the inventory's hosts and variables."""
+TEMPLATES = ("prometheus.yml.j2", "alertmanager.yml.j2", "blackbox.yml.j2",
+             "blackbox-exporter.default.j2")
+
+
+def render(tmp_path, inventory, **extra_vars):
+    """The role's templates rendered by Ansible itself with the inventory's hosts and variables
+    (and extra_vars over them), into tmp_path; returns the path of each by its rendered name."""
     playbook = tmp_path / "render.yml"
     playbook.write_text(yaml.safe_dump([{
         "name": "Render the monitoring's configurations",
@@ -59,24 +64,77 @@ def test_the_rendered_configurations_pass_promtool_and_amtool(tmp_path, inventor
             {"name": f"Render {name}", "delegate_to": "localhost",
              "ansible.builtin.template": {"src": str(ROLE / "templates" / name),
                                           "dest": str(tmp_path / name.removesuffix(".j2"))}}
-            for name in ("prometheus.yml.j2", "alertmanager.yml.j2")],
+            for name in TEMPLATES],
     }]))
+    extra_vars = {"tandem_monitoring_alert_webhook_url": "http://127.0.0.1:9/alerts",
+                  "vault_redis_password": "0123456789abcdef", **extra_vars}
     result = run(["ansible-playbook", "-i", f"inventories/{inventory}", str(playbook),
-                  "-e", "tandem_monitoring_alert_webhook_url=http://127.0.0.1:9/alerts",
-                  "-e", "vault_redis_password=0123456789abcdef"], cwd=REPO / "ansible")
+                  "-e", json.dumps(extra_vars)], cwd=REPO / "ansible")
     assert result.returncode == 0, result.stdout
-    config = yaml.safe_load((tmp_path / "prometheus.yml").read_text())
-    jobs = {job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]]
-            for job in config["scrape_configs"]}
+    return {name.removesuffix(".j2"): tmp_path / name.removesuffix(".j2") for name in TEMPLATES}
+
+
+def scrape_jobs(config):
+    return {job["job_name"]: job for job in config["scrape_configs"]}
+
+
+@pytest.mark.parametrize("inventory", ["local", "example"])
+def test_the_rendered_configurations_pass_promtool_and_amtool(tmp_path, inventory):
+    rendered = render(tmp_path, inventory)
+    config = yaml.safe_load(rendered["prometheus.yml"].read_text())
+    jobs = {name: [t for c in job["static_configs"] for t in c["targets"]]
+            for name, job in scrape_jobs(config).items()}
     expected = 2 if inventory == "local" else 4  # The instances the balancer balances over.
     assert len(jobs["tandem"]) == expected, jobs
-    assert jobs["haproxy"] and jobs["node"], jobs
+    assert jobs["haproxy"] and jobs["node"] and jobs["blackbox"], jobs
     config["rule_files"] = [str(RULES / "tandem.rules.yml")]
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    checked = run(["promtool", "check", "config", str(tmp_path / "prometheus.yml")])
+    rendered["prometheus.yml"].write_text(yaml.safe_dump(config))
+    checked = run(["promtool", "check", "config", str(rendered["prometheus.yml"])])
     assert checked.returncode == 0, checked.stdout
-    checked = run(["amtool", "check-config", str(tmp_path / "alertmanager.yml")])
+    checked = run(["amtool", "check-config", str(rendered["alertmanager.yml"])])
     assert checked.returncode == 0, checked.stdout
+    checked = run(["prometheus-blackbox-exporter", "--config.check",
+                   f"--config.file={rendered['blackbox.yml']}"])
+    assert checked.returncode == 0, checked.stdout
+
+
+@pytest.mark.parametrize("inventory, balancer, front", [
+    ("local", "tandem-local", "https://127.0.0.1:443/health"),
+    ("example", "lb1.example.net", "https://10.0.0.10:443/health"),
+])
+def test_the_https_probe_reaches_every_balancers_front_through_the_exporter(tmp_path, inventory,
+                                                                           balancer, front):
+    rendered = render(tmp_path, inventory)
+    job = scrape_jobs(yaml.safe_load(rendered["prometheus.yml"].read_text()))["https"]
+    blackbox = yaml.safe_load(rendered["blackbox.yml"].read_text())
+    module = blackbox["modules"][job["params"]["module"][0]]
+    assert module["prober"] == "http"
+    assert module["http"]["valid_status_codes"] == [200]
+    assert module["http"]["fail_if_not_ssl"] is True
+    assert module["http"]["tls_config"]["insecure_skip_verify"] is True
+    assert job["metrics_path"] == "/probe"
+    assert job["static_configs"] == [{"targets": [front], "labels": {"host": balancer}}]
+    # The standard relabeling: the front is the probe's target and the instance; the exporter,
+    # on the monitoring host's listen address, is scraped.
+    assert job["relabel_configs"] == [
+        {"source_labels": ["__address__"], "target_label": "__param_target"},
+        {"source_labels": ["__param_target"], "target_label": "instance"},
+        {"target_label": "__address__", "replacement": "127.0.0.1:9115"},
+    ]
+    arguments = rendered["blackbox-exporter.default"].read_text()
+    assert '--web.listen-address=127.0.0.1:9115"' in arguments
+    assert "--config.file=/etc/prometheus/blackbox.yml" in arguments
+
+
+def test_the_https_probe_follows_the_balancers_settings(tmp_path):
+    """Its port and check path, the one address the front listens on (IPv6 in brackets), and no
+    probe at all without an HTTPS listener."""
+    rendered = render(tmp_path, "example", tandem_lb_https_port=8443, tandem_lb_check_path="/hz",
+                      tandem_lb_bind_address="fd00::10")
+    job = scrape_jobs(yaml.safe_load(rendered["prometheus.yml"].read_text()))["https"]
+    assert job["static_configs"][0]["targets"] == ["https://[fd00::10]:8443/hz"]
+    rendered = render(tmp_path, "example", tandem_lb_https_port=0)
+    assert "https" not in scrape_jobs(yaml.safe_load(rendered["prometheus.yml"].read_text()))
 
 
 def test_the_grafana_dashboard_queries_the_recorded_series():
