@@ -271,6 +271,7 @@ class PacedLoad:
         self.outcomes = []
         self.start_time = None
         self._started = threading.Event()
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="paced-load", daemon=True)
         self._error = None
 
@@ -285,6 +286,12 @@ class PacedLoad:
             raise self._error
         return sorted(self.outcomes, key=lambda outcome: outcome.scheduled)
 
+    def stop(self):
+        """Issues no more requests (those in flight finish) and returns join()'s outcomes: for
+        a load that lasts as long as an operation whose length is not known in advance."""
+        self._stopping.set()
+        return self.join()
+
     def _run(self):
         multi = _Multi()
         clients = []
@@ -294,9 +301,10 @@ class PacedLoad:
             self.start_time = time.monotonic()
             self._started.set()
             issued = 0
-            while issued < count or multi.active:
+            while (issued < count and not self._stopping.is_set()) or multi.active:
                 now = time.monotonic()
-                while issued < count and self.start_time + issued / self.rate <= now:
+                while issued < count and not self._stopping.is_set() \
+                        and self.start_time + issued / self.rate <= now:
                     if not idle:
                         clients.append(Client(cookies=False, timeout=self.timeout,
                                               source=self.source,

@@ -31,7 +31,7 @@ HANDSHAKE_FLOOD_SOURCE = "127.0.0.3"
 CLIENT_RATE = 100  # requests per second of the watched client ...
 CLIENT_SECONDS = 8  # ... for this long
 # ... or, when each request comes on a new connection, below the deployed connection rate
-# (600 per 10 s): a visitor whose every request is a new handshake.
+# (1,000 per 10 s): a visitor whose every request is a new handshake.
 NEW_VISITOR_RATE = 40
 FLOOD_SECONDS = 6
 FLOOD_THREADS = 4
@@ -41,10 +41,11 @@ P99_WITHIN = 0.100  # seconds, for the watched client's HTTPS requests, each a f
 
 
 def handshake_flood(port, seconds):
-    """The flood of tests/harness/tls_flood.py from HANDSHAKE_FLOOD_SOURCE, in its own process, bounded
-    by FLOOD_MAX_ATTEMPTS; returns its DONE summary."""
+    """The flood of tests/harness/tls_flood.py from HANDSHAKE_FLOOD_SOURCE, in its own process,
+    bounded by FLOOD_MAX_ATTEMPTS; returns its DONE summary."""
     result = subprocess.run([sys.executable, "-m", "tests.harness.tls_flood", "--port",
-                             str(port), "--source", HANDSHAKE_FLOOD_SOURCE, "--seconds", str(seconds),
+                             str(port), "--source", HANDSHAKE_FLOOD_SOURCE,
+                             "--seconds", str(seconds),
                              "--threads", str(FLOOD_THREADS), "--max-attempts",
                              str(FLOOD_MAX_ATTEMPTS)],
                             capture_output=True, text=True, timeout=seconds + 30, check=False)

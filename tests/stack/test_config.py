@@ -104,7 +104,7 @@ def test_defaults_render_the_design_contract():
         "http-request redirect scheme https code 308 unless { ssl_fc }",
         "http-request set-header X-Forwarded-Proto https if { ssl_fc }",
         "http-request set-header X-Forwarded-Proto http if !{ ssl_fc }",
-        "tcp-request connection reject if { sc0_conn_rate gt 600 }",
+        "tcp-request connection reject if { sc0_conn_rate gt 1000 }",
         "http-check send meth GET uri /health",
         "http-check expect status 200",
         "option redispatch 1",
