@@ -11,7 +11,7 @@ test=(curl haproxy redis-server systemd-container iproute2 procps psmisc socat
       prometheus prometheus-alertmanager prometheus-node-exporter chromium
       python3 python3-pytest python3-pycurl python3-jinja2 python3-yaml
       ansible ansible-lint yamllint lintian dpkg-dev file slowhttptest wrk
-      openssh-server openssh-client python3-apt tmux)
+      openssh-server openssh-client python3-apt tmux nghttp2-client)
 bench=(nginx-light gnuplot-nox)
 
 case "${1:-all}" in
