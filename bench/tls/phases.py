@@ -127,7 +127,8 @@ def measure(args, phase, stack, workdir, number, total):
     print(f"[{number}/{total}] {phase.title:<40} {requests:>7,} requests, "
           f"{how[phase.connections]} ...", flush=True)
     if not args.smoke:
-        warmup = max(1, round(requests * WARMUP_SHARE))
+        # At least one request per client: h2load refuses fewer requests than clients.
+        warmup = max(args.connections, round(requests * WARMUP_SHARE))
         run_all(runs_of(phase, stack, warmup, args.connections), workdir, f"{phase.key}-warmup")
 
     groups = pids_of(stack)
