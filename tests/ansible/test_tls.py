@@ -17,6 +17,7 @@ import time
 from tests.harness import load, tls
 from tests.harness.load import PacedLoad, session_post
 from tests.harness.runtime_api import RuntimeApi
+from tests.harness.tls_visitors import NewVisitors
 
 HTTP_URL = "http://127.0.0.1:80"
 HTTPS_URL = "https://127.0.0.1:443"
@@ -83,8 +84,7 @@ def test_a_new_certificate_is_taken_up_under_load_without_a_reload(target, repor
     trusted.write_text(target.guest.run(["cat", SELF_SIGNED]).stdout
                        + tls.certificate_part(new_pem))
     worker = haproxy_worker(target)
-    fresh = PacedLoad(f"{HTTPS_URL}/api/whoami", rate=RATE // 2, duration=600,
-                      fresh_connections=True, ca_file=trusted)
+    fresh = NewVisitors(443, trusted, rate=RATE // 2, seconds=600, server_name="tandem-local")
     kept = PacedLoad(f"{HTTPS_URL}/api/whoami", rate=RATE // 2, duration=600, ca_file=trusted,
                      http2=True)
     # At most 600 s: stopped as soon as the playbook has returned (stop_loads).
@@ -97,8 +97,10 @@ def test_a_new_certificate_is_taken_up_under_load_without_a_reload(target, repor
         "tandem_lb_tls_certificates": [{"name": "tandem-local", "pem": new_pem}]})
     took = time.monotonic() - started
     time.sleep(1.0)
-    outcomes = stop_loads(fresh, kept)
-    failed = [o for o in outcomes if not o.ok]
+    outcomes = stop_loads(kept)
+    outcomes += fresh.stop()
+    failed = [o for o in outcomes if not isinstance(o, tuple) and not o.ok] \
+        + fresh.failures()
     new_fingerprint = served_fingerprint()
     on_disk = tls.fingerprint(target.guest.run(["cat", PEM_PATH]).stdout)
     report(f"rotation by deploy.yml ({took:.1f} s, recap {run.recap}) under {len(outcomes)} "
@@ -106,7 +108,7 @@ def test_a_new_certificate_is_taken_up_under_load_without_a_reload(target, repor
            f"{haproxy_worker(target)}; served {old_fingerprint[:17]}... -> "
            f"{new_fingerprint[:17]}...")
     for failure in failed[:5]:
-        report(f"  failed: status {failure.status} {failure.error}")
+        report(f"  failed: {failure}")
     assert run.ok, run.tail(80)
     assert "Put the new certificate in service" in run.output
     assert new_fingerprint == on_disk == tls.fingerprint(new_pem) != old_fingerprint

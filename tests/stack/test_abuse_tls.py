@@ -11,16 +11,14 @@ connection at once: the request rate counts each of them.
 
 import json
 import re
-import socket
-import ssl
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
 from tests.harness import load, procstat
+from tests.harness.tls_visitors import NewVisitors
 
 # h2load cannot choose its source address: the HTTP/2 flood comes from 127.0.0.1, and its watched
 # client from 127.0.0.2. The handshake flood comes from 127.0.0.3, and its watched client is a
@@ -60,40 +58,6 @@ def watched_client(stack, http2=False):
                           http2=http2)
 
 
-class NewVisitors(threading.Thread):
-    """NEW_VISITOR_RATE requests a second for CLIENT_SECONDS, each on a new TLS connection
-    verified against the stack's certificate: connect, handshake, GET /api/whoami, read the
-    answer. Python's ssl rather than the harness's libcurl client: under a flood of tens of
-    thousands of connections from this same machine, libcurl's new connections (and only they)
-    were seen to fail to connect now and then while these and HAProxy's own counters showed
-    nothing refused. results: (latency in seconds, or None for a failure, error text)."""
-
-    def __init__(self, stack):
-        super().__init__(daemon=True)
-        self.port = stack.https_port
-        self.context = ssl.create_default_context(cafile=str(stack.ca_file))
-        self.results = []
-
-    def run(self):
-        start = time.monotonic()
-        for number in range(NEW_VISITOR_RATE * CLIENT_SECONDS):
-            time.sleep(max(0.0, start + number / NEW_VISITOR_RATE - time.monotonic()))
-            began = time.monotonic()
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=10) as raw, \
-                        self.context.wrap_socket(raw, server_hostname="localhost") as conn:
-                    conn.sendall(b"GET /api/whoami HTTP/1.1\r\nHost: localhost\r\n"
-                                 b"Connection: close\r\n\r\n")
-                    answer = b""
-                    while chunk := conn.recv(4096):
-                        answer += chunk
-                ok = answer.startswith(b"HTTP/1.1 200 ")
-                self.results.append((time.monotonic() - began if ok else None,
-                                     "" if ok else answer[:80].decode("latin-1")))
-            except (OSError, ssl.SSLError) as error:
-                self.results.append((None, str(error)))
-
-
 def summary(outcomes):
     failed = [o for o in outcomes if not o.ok]
     latencies = load.latencies(outcomes)
@@ -110,17 +74,16 @@ def test_handshake_flood_is_cut_before_the_handshake(make_stack, report, limited
     limit = stack.variables["tandem_lb_source_connection_rate"]
     period = stack.variables["tandem_lb_source_rate_period"]
     haproxy = stack.api.worker_pid()
-    visitors = NewVisitors(stack)
+    visitors = NewVisitors(stack.https_port, stack.ca_file, NEW_VISITOR_RATE, CLIENT_SECONDS)
     visitors.start()
     time.sleep(1.0)
     cpu_before, started = procstat.cpu_seconds(haproxy), time.monotonic()
     flood = handshake_flood(stack.https_port, FLOOD_SECONDS)
     haproxy_share = (procstat.cpu_seconds(haproxy) - cpu_before) / (time.monotonic() - started)
-    visitors.join(CLIENT_SECONDS + 30)
+    visitors.join()
 
-    failed = [error for latency, error in visitors.results if latency is None]
-    p99 = load.percentile([latency for latency, _ in visitors.results if latency is not None],
-                          0.99)
+    failed = visitors.failures()
+    p99 = load.percentile(visitors.latencies(), 0.99)
     described = f"limit {limit} per {period} s" if limited else "no connection rate limit"
     report(f"handshake flood from {HANDSHAKE_FLOOD_SOURCE} ({described}): {flood['attempts']} "
            f"connections in {FLOOD_SECONDS} s, {flood['handshakes']} handshakes completed, "

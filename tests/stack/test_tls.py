@@ -17,6 +17,7 @@ from tests.harness.redis import check_sessions
 from tests.harness.roll import roll_instance
 from tests.harness.runtime_api import StatusMonitor, is_down, is_up
 from tests.harness.stack import ONE_ADDRESS_CROWD
+from tests.harness.tls_visitors import NewVisitors
 
 CLIENTS = 20
 ROUND_PAUSE = 0.2  # seconds between two rounds of one POST per client: 100 requests/s
@@ -229,8 +230,7 @@ def test_certificate_rotation_under_load_fails_nothing(make_stack, report):
     new_pem = tls.self_signed_pem("localhost", ("localhost", "127.0.0.1"))
     trusted = stack.workdir / "both.pem"
     trusted.write_text(stack.ca_file.read_text() + tls.certificate_part(new_pem))
-    fresh = PacedLoad(stack.https_url("/api/whoami"), rate=GET_RATE // 2, duration=8,
-                      fresh_connections=True, ca_file=trusted)
+    fresh = NewVisitors(stack.https_port, trusted, rate=GET_RATE // 2, seconds=8)
     kept = PacedLoad(stack.https_url("/api/whoami"), rate=GET_RATE // 2, duration=8,
                      ca_file=trusted, http2=True)
     fresh.start()
@@ -238,15 +238,18 @@ def test_certificate_rotation_under_load_fails_nothing(make_stack, report):
     time.sleep(4.0)
     rotated_at = time.monotonic()
     stack.api.replace_certificate(stack.certificate, new_pem)
-    outcomes = fresh.join() + kept.join()
+    fresh.join()
+    outcomes = kept.join()
     new_fingerprint = served_fingerprint(stack.https_port)
-    failed = [o for o in outcomes if not o.ok]
-    after = [o for o in outcomes if o.started > rotated_at]
+    failed = [o for o in outcomes if not o.ok] + fresh.failures()
+    after = [o for o in outcomes if o.started > rotated_at] \
+        + [began for began in fresh.started if began > rotated_at]
+    outcomes = outcomes + fresh.results
     report(f"certificate {old_fingerprint[:23]}... replaced by {new_fingerprint[:23]}... over the "
            f"runtime API under {len(outcomes)} HTTPS requests ({len(after)} after it): "
            f"{len(failed)} failed")
     for failure in failed[:5]:
-        report(f"  failed: status {failure.status} {failure.error}")
+        report(f"  failed: {failure}")
     assert new_fingerprint == tls.fingerprint(new_pem) != old_fingerprint
     assert after and not failed
 
