@@ -27,7 +27,7 @@ def check_answers(stack):
     certificate): 200, JSON from an instance, and HAProxy's stickiness cookie marked Secure over
     HTTPS only, which shows the request really came through the TLS listener. Nothing is measured
     otherwise."""
-    context = ssl.create_default_context(cafile=str(stack.certificate))
+    context = ssl.create_default_context(cafile=str(stack.ca_file))
     for name, url, secure in (("HTTP", stack.url(PATH), False),
                               ("HTTPS", stack.https_url(PATH), True)):
         try:
@@ -253,7 +253,7 @@ def run_phases(args, server_bin, workdir):
     print("== bringing up the stack: HAProxy (as deployed, per-source limits off) + app-1 + "
           "app-2", flush=True)
     # As deployed but for the per-source limits: every request comes from 127.0.0.1, which they
-    # would rightly take for one client (the connection rate alone would close the 601st new
+    # would rightly take for one client (the connection rate alone would close the 1,001st new
     # connection of ten seconds).
     with Stack(instances=2, server_bin=server_bin, overrides=ONE_ADDRESS_CROWD) as stack:
         try:

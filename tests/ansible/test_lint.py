@@ -156,3 +156,16 @@ def test_example_inventory_lists_every_instance_once():
     assert len(servers) == 4 and len(set(ids)) == 4, servers
     assert {(server["host"], server["port"]) for server in servers} == {
         ("10.0.0.21", 3001), ("10.0.0.21", 3002), ("10.0.0.22", 3001), ("10.0.0.22", 3002)}
+
+
+def test_up_prints_the_https_address_first():
+    """./up (tests/harness/ansible_guest.py up) names the HTTPS front it deployed, or the plain
+    one when HTTPS is off."""
+    from tests.harness.ansible_guest import front_lines
+
+    assert front_lines(80, 443).splitlines()[0] == "  https://127.0.0.1/api/whoami"
+    assert "port\n      80 redirects there" in front_lines(80, 443)
+    assert front_lines(80, 8443).splitlines()[0] == "  https://127.0.0.1:8443/api/whoami"
+    assert front_lines(8080, 0).splitlines()[0] == "  http://127.0.0.1:8080/api/whoami"
+    up = (REPO_ROOT / "up").read_text()
+    assert "https://127.0.0.1:$https_port/api/whoami" in up and "--https-port" in up

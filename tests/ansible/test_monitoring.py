@@ -182,6 +182,7 @@ def test_the_fleet_in_one_view(target, report):
             "tandem_monitoring_alert_group_interval": "1s",
             "tandem_monitoring_alert_webhook_url": webhook.url,
             "tandem_lb_tls_self_signed_days": CERTIFICATE_DAYS,
+            "tandem_lb_tls_self_signed_renew_days": 1,
         }
         deploying = time.monotonic()
         deployed = target.playbook("deploy.yml", extra_vars=extra_vars)

@@ -11,10 +11,10 @@ HTTP redirected, a self-signed certificate made on the balancer), into the `targ
 """
 
 import re
-import subprocess
 import time
 
 from tests.harness import load, tls
+from tests.harness.tls import curl, served_fingerprint
 from tests.harness.load import PacedLoad, session_post
 from tests.harness.runtime_api import RuntimeApi
 from tests.harness.tls_visitors import NewVisitors
@@ -29,19 +29,6 @@ SELF_SIGNED = "/etc/haproxy/tls/self-signed.crt"
 PEM_PATH = "/etc/haproxy/tls/tandem-local.pem"
 RATE = 100
 CLIENTS = 20
-
-
-def curl(*args):
-    result = subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True,
-                            text=True, timeout=20, check=False)
-    assert result.returncode == 0, f"curl {' '.join(args)}: {result.stderr}"
-    return result.stdout
-
-
-def served_fingerprint():
-    result = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:443"], input="",
-                            capture_output=True, text=True, timeout=20, check=False)
-    return tls.fingerprint(result.stdout)
 
 
 def haproxy_worker(target):
@@ -78,7 +65,7 @@ def test_https_deployed_by_default_redirects_and_serves_http2(target, report, tm
 
 
 def test_a_new_certificate_is_taken_up_under_load_without_a_reload(target, report, tmp_path):
-    old_fingerprint = served_fingerprint()
+    old_fingerprint = served_fingerprint(443, server_name="tandem-local")
     new_pem = tls.self_signed_pem("tandem-local", ("tandem-local", "localhost", "127.0.0.1"))
     trusted = tmp_path / "both.crt"
     trusted.write_text(target.guest.run(["cat", SELF_SIGNED]).stdout
@@ -101,7 +88,7 @@ def test_a_new_certificate_is_taken_up_under_load_without_a_reload(target, repor
     outcomes += fresh.stop()
     failed = [o for o in outcomes if not isinstance(o, tuple) and not o.ok] \
         + fresh.failures()
-    new_fingerprint = served_fingerprint()
+    new_fingerprint = served_fingerprint(443, server_name="tandem-local")
     on_disk = tls.fingerprint(target.guest.run(["cat", PEM_PATH]).stdout)
     report(f"rotation by deploy.yml ({took:.1f} s, recap {run.recap}) under {len(outcomes)} "
            f"HTTPS requests: {len(failed)} failed; HAProxy worker {worker} -> "
@@ -113,6 +100,9 @@ def test_a_new_certificate_is_taken_up_under_load_without_a_reload(target, repor
     assert "Put the new certificate in service" in run.output
     assert new_fingerprint == on_disk == tls.fingerprint(new_pem) != old_fingerprint
     assert haproxy_worker(target) == worker, "HAProxy was reloaded"
+    # The new connections got the old certificate before the deployment and the new one after.
+    assert fresh.certificates[0] == old_fingerprint
+    assert fresh.certificates_after(started + took) == {new_fingerprint}
     assert not failed
 
 

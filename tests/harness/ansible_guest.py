@@ -310,6 +310,20 @@ RuntimeDirectoryPreserve=yes
         return PlaybookRun(argv, process.returncode, "".join(lines), time.monotonic() - started)
 
 
+def front_lines(lb_port, https_port):
+    """What `up` prints about the public frontend: its HTTPS address first, or its plain one
+    when there is no HTTPS (port 0)."""
+    if not https_port:
+        return (f"  http://127.0.0.1:{lb_port}/api/whoami\n"
+                f"      HAProxy's public frontend (port {lb_port} of every address; no HTTPS)")
+    address = "https://127.0.0.1" + ("" if https_port == 443 else f":{https_port}")
+    return (f"  {address}/api/whoami\n"
+            f"      HAProxy's public frontend: HTTPS and HTTP/2 on port {https_port} of every\n"
+            f"      address of this machine, with a self-signed certificate (curl -k, or --cacert\n"
+            f"      with the guest's /etc/haproxy/tls/self-signed.crt); plain HTTP on port\n"
+            f"      {lb_port} redirects there")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="tests/harness/ansible_guest.py",
@@ -334,8 +348,10 @@ def main(argv=None):
         ports[ports.index(80)] = args.lb_port
     if args.https_port != 443:
         extra_vars["tandem_lb_https_port"] = args.https_port
-        ports[ports.index(443)] = args.https_port
-    https = "https://127.0.0.1" + ("" if args.https_port == 443 else f":{args.https_port}")
+        ports.remove(443)
+        if args.https_port:
+            ports.append(args.https_port)
+    front = front_lines(args.lb_port, args.https_port)
     try:
         with AnsibleGuest(ssh_port=args.ssh_port, ports=ports, deb=deb) as target:
             print(f"up: guest {target.guest.name} booted, sshd on 127.0.0.1:{args.ssh_port}; "
@@ -350,10 +366,7 @@ def main(argv=None):
             print(f"""
 up: tandem is deployed in a systemd guest (a systemd-nspawn container sharing this machine's
     network), by ansible-playbook over SSH, as on a server:
-  {https}/api/whoami
-      HAProxy's public frontend: HTTPS and HTTP/2 on port {args.https_port} of every address of
-      this machine, with a self-signed certificate (curl -k, or --cacert with the guest's
-      /etc/haproxy/tls/self-signed.crt); plain HTTP on port {args.lb_port} redirects there
+{front}
   http://127.0.0.1:8404/stats
       HAProxy's stats page (/metrics: Prometheus)
   http://127.0.0.1:9090/consoles/tandem.html

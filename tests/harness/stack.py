@@ -109,14 +109,17 @@ class Stack:
     `overrides` are template variables on top of haproxy/defaults.yml and the stack's own;
     `extra_servers` are more backend servers ({id, host, port}) that the caller runs itself.
     `session_store` is every instance's --session-store (memory when None: the server's
-    default); `server_args` are more flags for every instance. With `watchdog`, the instances
+    default); `server_args` are more flags for every instance. rsa_certificate: HTTPS serves an
+    RSA certificate beside the ECDSA one (for clients that take no ECDSA). With `watchdog`, the
+    instances
     get NOTIFY_SOCKET and WATCHDOG_USEC as under systemd, and `stack.watchdog` (a
     tests.harness.watchdog.WatchdogMonitor) records their pings.
     """
 
     def __init__(self, instances=2, lb_port=None, first_port=None, stats_port=None,
                  server_bin=None, overrides=None, extra_servers=(), server_args=(),
-                 session_store=None, workdir=None, keep_workdir=False, watchdog=False):
+                 session_store=None, workdir=None, keep_workdir=False, watchdog=False,
+                 rsa_certificate=False):
         self.server_bin = find_server_bin(server_bin) if instances else None
         self.session_store = session_store
         self.server_args = list(server_args)
@@ -134,6 +137,7 @@ class Stack:
         self.api = RuntimeApi(self.admin_socket)
         self.haproxy = None
         self.certificate = None  # The PEM HTTPS serves, once up() has written it.
+        self.rsa_certificate = rsa_certificate  # An RSA one too (tls.write_self_signed).
         self.watchdog = WatchdogMonitor(self.workdir / "notify.sock") if watchdog else None
 
     def _configure(self, instances, lb_port, first_port, stats_port, overrides, extra_servers):
@@ -207,7 +211,8 @@ class Stack:
         try:
             config.render_errorfiles(self.variables)
             if int(self.variables["tandem_lb_https_port"]) > 0:
-                self.certificate = tls.write_self_signed(self.tls_dir)
+                self.certificate = tls.write_self_signed(self.tls_dir,
+                                                         rsa_too=self.rsa_certificate)
             self.config_path.write_text(config.render(self.variables))
             config.validate(self.config_path)
             if self.watchdog is not None:

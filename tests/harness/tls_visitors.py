@@ -4,6 +4,7 @@ given certificate, in a background thread, with Python's ssl module.
     visitors = NewVisitors(port, ca_file, rate=40, seconds=8).start()
     ...
     results = visitors.stop()      # or .join(); [(latency seconds or None, error text), ...]
+    visitors.certificates          # the fingerprint of the certificate each request got
 
 The harness's libcurl client (load.py) keeps connections alive well, but with a new TLS
 connection per request it was seen to leave one descriptor behind per request and, after a few
@@ -12,6 +13,7 @@ would read as HAProxy failing. This one connects, handshakes, sends GET, reads t
 end and closes, one request after the other.
 """
 
+import hashlib
 import socket
 import ssl
 import threading
@@ -32,6 +34,7 @@ class NewVisitors:
         self.timeout = timeout
         self.results = []  # (latency, or None for a failure; error text), in order
         self.started = []  # monotonic start of each request
+        self.certificates = []  # SHA-256 fingerprint (AA:BB:...) of the certificate each got
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tls-visitors", daemon=True)
 
@@ -51,6 +54,11 @@ class NewVisitors:
     def failures(self):
         return [error for latency, error in self.results if latency is None]
 
+    def certificates_after(self, when):
+        """The fingerprints of the certificates served to the requests begun after `when`."""
+        return {fingerprint for began, fingerprint in zip(self.started, self.certificates)
+                if began > when}
+
     def latencies(self):
         return [latency for latency, _ in self.results if latency is not None]
 
@@ -66,6 +74,9 @@ class NewVisitors:
                 with socket.create_connection(self.address, timeout=self.timeout,
                                               source_address=self.source) as raw, \
                         self.context.wrap_socket(raw, server_hostname=self.server_name) as conn:
+                    digest = hashlib.sha256(conn.getpeercert(binary_form=True)).hexdigest()
+                    self.certificates.append(":".join(
+                        digest[i:i + 2] for i in range(0, len(digest), 2)).upper())
                     conn.sendall(self.request)
                     answer = b""
                     while chunk := conn.recv(4096):
@@ -75,3 +86,5 @@ class NewVisitors:
                                      "" if ok else answer[:80].decode("latin-1")))
             except (OSError, ssl.SSLError) as error:
                 self.results.append((None, str(error)))
+            if len(self.certificates) < len(self.results):
+                self.certificates.append("")  # No handshake completed.

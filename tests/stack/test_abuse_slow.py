@@ -21,7 +21,9 @@ from tests.harness.runtime_api import SourceSampler, StatusMonitor
 
 ATTACK_SOURCE_KEY = "::ffff:127.0.0.1"  # slowhttptest connects from 127.0.0.1
 CLIENT_SOURCE = "127.0.0.2"
-CLIENT_RATE = 100  # GET /api/whoami per second ...
+# GET /api/whoami per second, each on a new connection: below the per-source connection rate
+# (1,000 per 10 s), which would otherwise refuse this client itself ...
+CLIENT_RATE = 80
 CLIENT_SECONDS = 10  # ... for this long, once the attack has ramped up
 RAMP_WITHIN = 5.0  # seconds for the attack to hold as many connections as HAProxy lets it
 ATTACK_SECONDS = int(RAMP_WITHIN) + CLIENT_SECONDS + 2

@@ -101,7 +101,8 @@ def test_defaults_render_the_design_contract():
         "ssl-default-bind-options prefer-client-ciphers ssl-min-ver TLSv1.2 no-tls-tickets",
         "ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
         "TLS_CHACHA20_POLY1305_SHA256",
-        "http-request redirect scheme https code 308 unless { ssl_fc }",
+        "http-request redirect location https://%[req.hdr(host),regsub(:[0-9]*$,)]"
+        "%[capture.req.uri] code 308 unless { ssl_fc }",
         "http-request set-header X-Forwarded-Proto https if { ssl_fc }",
         "http-request set-header X-Forwarded-Proto http if !{ ssl_fc }",
         "tcp-request connection reject if { sc0_conn_rate gt 1000 }",

@@ -12,6 +12,7 @@ import subprocess
 import time
 
 from tests.harness import load, tls
+from tests.harness.tls import curl, served_fingerprint
 from tests.harness.load import PacedLoad, session_post
 from tests.harness.redis import check_sessions
 from tests.harness.roll import roll_instance
@@ -22,14 +23,6 @@ from tests.harness.tls_visitors import NewVisitors
 CLIENTS = 20
 ROUND_PAUSE = 0.2  # seconds between two rounds of one POST per client: 100 requests/s
 GET_RATE = 100  # requests per second beside the sticky clients
-
-
-def curl(*args):
-    """curl's output (headers and body with -i), run to completion; raises on a curl error."""
-    result = subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True,
-                            text=True, timeout=20, check=False)
-    assert result.returncode == 0, f"curl {' '.join(args)}: {result.stderr}"
-    return result.stdout
 
 
 def set_cookies(head, name):
@@ -46,7 +39,8 @@ def attributes(cookie):
 
 def handshake(port, *args):
     """(accepted, protocol, cipher) of an `openssl s_client` handshake with the given options;
-    the client's own security level is lowered to 0 so that a refusal is the server's."""
+    a refusal must be the server's: its alert (handshake failure, protocol version) is in
+    openssl's stderr, not a complaint of the client's own."""
     result = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
                              "-servername", "localhost", *args],
                             input="", capture_output=True, text=True, timeout=20, check=False)
@@ -55,15 +49,9 @@ def handshake(port, *args):
     summary = re.search(r"^New, (\S+), Cipher is (\S+)", result.stdout, re.MULTILINE)
     protocol, cipher = summary.groups() if summary else ("", "")
     accepted = result.returncode == 0 and cipher not in ("", "(NONE)")
-    return accepted, protocol, cipher, result.stderr.strip()
-
-
-def served_fingerprint(port):
-    """The SHA-256 fingerprint of the certificate the stack's HTTPS listener serves now."""
-    result = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
-                             "-servername", "localhost"], input="", capture_output=True,
-                            text=True, timeout=20, check=False)
-    return tls.fingerprint(result.stdout)
+    refused_by_server = not accepted and re.search(
+        r"alert (handshake failure|protocol version|insufficient security)", result.stderr)
+    return accepted, protocol, cipher, result.stderr.strip(), bool(refused_by_server)
 
 
 def test_https_and_http2_reach_both_instances_with_secure_cookies(make_stack, report):
@@ -107,7 +95,7 @@ def test_old_protocols_and_weak_ciphers_are_refused(make_stack, report):
     """TLS 1.0 and 1.1, and TLS 1.2 suites without forward secrecy or with CBC, get no
     handshake; TLS 1.2 with ECDHE-ECDSA-AES128-GCM and TLS 1.3 do (the controls); a TLS 1.2
     handshake gets no session ticket."""
-    stack = make_stack(instances=1)
+    stack = make_stack(instances=1, rsa_certificate=True)
     port = stack.https_port
     low = "DEFAULT:@SECLEVEL=0"
     cases = {
@@ -117,8 +105,16 @@ def test_old_protocols_and_weak_ciphers_are_refused(make_stack, report):
             (False, ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0"]),
         "TLS 1.2 ECDHE-ECDSA-AES256-SHA384 (CBC)":
             (False, ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-SHA384"]),
-        "TLS 1.2 AES128-GCM-SHA256 (no forward secrecy)":
+        "TLS 1.2 AES128-GCM-SHA256 (RSA key exchange, no forward secrecy)":
             (False, ["-tls1_2", "-cipher", "AES128-GCM-SHA256"]),
+        "TLS 1.2 ECDHE-RSA-AES128-SHA (CBC, SHA-1)":
+            (False, ["-tls1_2", "-cipher", "ECDHE-RSA-AES128-SHA:@SECLEVEL=0"]),
+        "TLS 1.2 DHE-RSA-AES128-SHA256 (CBC)":
+            (False, ["-tls1_2", "-cipher", "DHE-RSA-AES128-SHA256"]),
+        "TLS 1.2 ECDHE-RSA-AES128-GCM-SHA256": (True, ["-tls1_2", "-cipher",
+                                                        "ECDHE-RSA-AES128-GCM-SHA256"]),
+        "TLS 1.2 DHE-RSA-AES128-GCM-SHA256 (ffdhe2048)": (True, ["-tls1_2", "-cipher",
+                                                                  "DHE-RSA-AES128-GCM-SHA256"]),
         "TLS 1.2 ECDHE-ECDSA-AES128-GCM-SHA256": (True, ["-tls1_2", "-cipher",
                                                           "ECDHE-ECDSA-AES128-GCM-SHA256"]),
         "TLS 1.2 ECDHE-ECDSA-CHACHA20-POLY1305": (True, ["-tls1_2", "-cipher",
@@ -127,10 +123,10 @@ def test_old_protocols_and_weak_ciphers_are_refused(make_stack, report):
     }
     wrong = []
     for name, (expected, args) in cases.items():
-        accepted, protocol, cipher, error = handshake(port, *args)
+        accepted, protocol, cipher, error, by_server = handshake(port, *args)
         report(f"{name}: {'accepted' if accepted else 'refused'}"
                f"{f' ({protocol}, {cipher})' if accepted else ''}")
-        if accepted != expected:
+        if accepted != expected or (not accepted and not by_server):
             wrong.append(f"{name}: {'accepted' if accepted else 'refused'} {protocol} {cipher} "
                          f"{error[-200:]}")
     assert not wrong, wrong
@@ -152,6 +148,10 @@ def test_plain_http_redirects_to_https_when_asked(make_stack, report):
     assert head.splitlines()[0].startswith("HTTP/1.1 308"), head
     assert re.search(rf"^location: https://127\.0\.0\.1:{stack.https_port}/api/whoami\?x=1\r?$",
                      head, re.I | re.M), head
+    # The plain port in Host is not carried over to HTTPS.
+    named = curl("-i", "-H", "Host: shop.example.net:8080", stack.url("/a/b?c=d"))
+    assert re.search(rf"^location: https://shop\.example\.net:{stack.https_port}/a/b\?c=d\r?$",
+                     named, re.I | re.M), named
     followed = curl("-i", "-L", "--cacert", str(stack.ca_file), "-X", "POST",
                     "-H", "Content-Type: application/json",
                     "-d", '{"clientId":"r","requestNum":1}', stack.url("/api/session"))
@@ -236,8 +236,8 @@ def test_certificate_rotation_under_load_fails_nothing(make_stack, report):
     fresh.start()
     kept.start()
     time.sleep(4.0)
-    rotated_at = time.monotonic()
     stack.api.replace_certificate(stack.certificate, new_pem)
+    rotated_at = time.monotonic()
     fresh.join()
     outcomes = kept.join()
     new_fingerprint = served_fingerprint(stack.https_port)
@@ -251,6 +251,9 @@ def test_certificate_rotation_under_load_fails_nothing(make_stack, report):
     for failure in failed[:5]:
         report(f"  failed: {failure}")
     assert new_fingerprint == tls.fingerprint(new_pem) != old_fingerprint
+    # Every new connection after the commit got the new certificate, and before it the old one.
+    assert fresh.certificates_after(rotated_at) == {new_fingerprint}
+    assert old_fingerprint in fresh.certificates
     assert after and not failed
 
 
