@@ -166,6 +166,33 @@ def conclude(phases, folder):
     return EXIT_BROKEN if invalid else 0
 
 
+def run_meta(server_bin):
+    """What every benchmark's report says of its run: the time, the machine and how busy it was,
+    the tandem-server binary and its version, the commit, HAProxy's version."""
+    busy = procstat.busy_cpus_now()
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": procstat.machine_description(), "loadavg_start": procstat.loadavg(),
+        "busy_cpus_before": round(busy, 3),
+        "server": server_bin,
+        "server_version": command_output([server_bin, "--version"]).split("\n")[0]
+                          .removeprefix("tandem-server "),
+        "commit": git_commit(),
+        "haproxy_version": command_output(["haproxy", "-v"]).split("\n")[0].split(" - ")[0],
+    }
+
+
+def print_banner(name, meta, smoke):
+    """The first line of a benchmark's output, and a warning when the machine is busy."""
+    machine, busy = meta["machine"], meta["busy_cpus_before"]
+    print(f"== tandem {name} benchmark{' (smoke)' if smoke else ''}: {meta['date']} on "
+          f"{machine['host']}, {machine['cpus']} CPUs ({machine['cpu_model']}), load average "
+          f"{meta['loadavg_start']}, {busy:.2f} CPUs busy just now", flush=True)
+    if busy >= OTHERS_WARN_CPUS:
+        print(f"   warning: the machine is busy ({busy:.2f} CPUs before the start); the "
+              "figures will be noisy", flush=True)
+
+
 def git_commit():
     commit = command_output(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
     if not re.fullmatch(r"[0-9a-f]{4,40}", commit):
@@ -201,30 +228,16 @@ def main(argv=None):
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="tandem-scaling-"))
     try:
         server_bin = os.path.abspath(args.server) if args.server else build_release(workdir)
-        busy = procstat.busy_cpus_now()
-        machine = procstat.machine_description()
-        meta = {
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": machine, "loadavg_start": procstat.loadavg(),
-            "busy_cpus_before": round(busy, 3),
-            "server": server_bin,
-            "server_version": command_output([server_bin, "--version"]).split("\n")[0]
-                              .removeprefix("tandem-server "),
-            "commit": git_commit(),
-            "haproxy_version": command_output(["haproxy", "-v"]).split("\n")[0].split(" - ")[0],
+        meta = run_meta(server_bin)
+        meta.update({
             "haproxy_nbthread": nbthread,
             "haproxy_set": dict(args.set),
             "balance": args.balance,
             "wrk_version": " ".join(command_output(["wrk", "-v"]).split()[:2]),
             "connections": args.connections, "duration": args.duration, "warmup": args.warmup,
             "routes": args.routes, "smoke": args.smoke,
-        }
-        print(f"== tandem scaling benchmark{' (smoke)' if args.smoke else ''}: {meta['date']} on "
-              f"{machine['host']}, {machine['cpus']} CPUs ({machine['cpu_model']}), load average "
-              f"{meta['loadavg_start']}, {busy:.2f} CPUs busy just now", flush=True)
-        if busy >= OTHERS_WARN_CPUS:
-            print(f"   warning: the machine is busy ({busy:.2f} CPUs before the start); the "
-                  "figures will be noisy", flush=True)
+        })
+        print_banner("scaling", meta, args.smoke)
         print(f"   tandem-server {meta['server_version']} ({server_bin}), commit {meta['commit']}; "
               f"{meta['haproxy_version']}, {nbthread_text(nbthread)}; "
               f"{meta['wrk_version']}", flush=True)

@@ -58,17 +58,24 @@ def print_summary(figs, phases, balance_of):
             f"{p['route']}/{p['config']}: {', '.join(p['problems'])}" for p in invalid))
 
 
-def markdown(report):
-    meta, figs, phases = report["meta"], report["figures"], report["phases"]
+def machine_lines(meta):
+    """The report's lines about the run's machine, its load, and the tandem-server measured."""
     m = meta["machine"]
-    lines = [
-        f"# tandem scaling benchmark, {meta['date']}",
-        "",
+    return [
         f"- machine: {m['host']}, {m['cpus']} CPUs ({m['cpu_model']}), {m['memory']}, "
         f"Linux {m['kernel']}",
         f"- load average at the start {meta['loadavg_start']}, at the end "
         f"{meta.get('loadavg_end', '?')}; busy CPUs just before: {meta['busy_cpus_before']:.2f}",
         f"- tandem-server {meta['server_version']} ({meta['server']}), commit {meta['commit']}",
+    ]
+
+
+def markdown(report):
+    meta, figs, phases = report["meta"], report["figures"], report["phases"]
+    lines = [
+        f"# tandem scaling benchmark, {meta['date']}",
+        "",
+        *machine_lines(meta),
         f"- {meta['haproxy_version']}, {nbthread_text(meta['haproxy_nbthread'])} "
         f"(worker threads seen: {meta['haproxy_threads']}); {meta['wrk_version']}",
         f"- balance: {meta['balance']['deployed']} (deployed); {meta['balance']['alternative']} "

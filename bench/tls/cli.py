@@ -2,7 +2,6 @@
 needs, and main(), which runs the phases and writes the results."""
 
 import argparse
-import datetime
 import os
 import pathlib
 import shlex
@@ -10,14 +9,13 @@ import shutil
 import sys
 import tempfile
 
-from tests.harness import procstat
 
-from bench.scaling.cli import command_output, git_commit, positive, require
+from bench.scaling.cli import command_output, positive, print_banner, require, run_meta
 from bench.scaling.measured import (EXIT_BROKEN, EXIT_INTERRUPTED, EXIT_MISSING, EXIT_USAGE,
                                     BenchError)
 
 from . import h2load
-from .measured import (CONNECTIONS, NEW_CONNECTIONS, OTHERS_WARN_CPUS, PHASES, PROG, REQUESTS,
+from .measured import (CONNECTIONS, NEW_CONNECTIONS, PHASES, PROG, REQUESTS,
                        ROUND_CLIENTS, SMOKE_NEW_CONNECTIONS, SMOKE_REQUESTS, STREAMS)
 from .report import print_table, write_results
 
@@ -125,30 +123,16 @@ def main(argv=None):
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="tandem-tls-bench-"))
     try:
         server_bin = server_binary(args)
-        busy = procstat.busy_cpus_now()
-        machine = procstat.machine_description()
-        meta = {
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": machine, "loadavg_start": procstat.loadavg(),
-            "busy_cpus_before": round(busy, 3),
+        meta = run_meta(server_bin)
+        meta.update({
             "command": shlex.join(["bench/tls.sh", *(sys.argv[1:] if argv is None else argv)]),
-            "server": server_bin,
-            "server_version": command_output([server_bin, "--version"]).split("\n")[0]
-                              .removeprefix("tandem-server "),
-            "commit": git_commit(),
-            "haproxy_version": command_output(["haproxy", "-v"]).split("\n")[0].split(" - ")[0],
             "haproxy_openssl": haproxy_openssl(),
             "h2load_version": command_output([h2load.binary(), "--version"]).split("\n")[0],
             "requests": args.requests, "new_connections": args.new_connections,
             "connections": args.connections, "streams": STREAMS,
             "round_clients": ROUND_CLIENTS, "smoke": args.smoke,
-        }
-        print(f"== tandem TLS benchmark{' (smoke)' if args.smoke else ''}: {meta['date']} on "
-              f"{machine['host']}, {machine['cpus']} CPUs ({machine['cpu_model']}), load average "
-              f"{meta['loadavg_start']}, {busy:.2f} CPUs busy just now", flush=True)
-        if busy >= OTHERS_WARN_CPUS:
-            print(f"   warning: the machine is busy ({busy:.2f} CPUs before the start); the "
-                  "figures will be noisy", flush=True)
+        })
+        print_banner("TLS", meta, args.smoke)
         print(f"   tandem-server {meta['server_version']} ({server_bin}), commit {meta['commit']}; "
               f"{meta['haproxy_version']} with {meta['haproxy_openssl']}; "
               f"{meta['h2load_version']}", flush=True)

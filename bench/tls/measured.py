@@ -4,6 +4,8 @@ scaling benchmark's (bench/scaling/measured.py)."""
 
 from dataclasses import dataclass
 
+from bench.scaling import measured as scaling_measured
+
 PROG = "tls"
 PATH = "/api/whoami"
 
@@ -26,8 +28,8 @@ STREAMS = 10
 ROUND_CLIENTS = 100
 # An unmeasured run of this share of a phase's requests comes before it (not with --smoke).
 WARMUP_SHARE = 0.05
-# Other work on the machine (in CPUs) from which a phase is flagged as noisy.
-OTHERS_WARN_CPUS = 0.25
+# Other work on the machine (in CPUs) from which a phase is flagged as noisy: scaling.sh's.
+OTHERS_WARN_CPUS = scaling_measured.OTHERS_WARN_CPUS
 
 
 @dataclass(frozen=True)

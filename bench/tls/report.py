@@ -6,6 +6,7 @@ import json
 import pathlib
 
 from bench.scaling.measured import HERE
+from bench.scaling.report import machine_lines
 
 from .measured import OTHERS_WARN_CPUS, ROUND_CLIENTS, STREAMS
 
@@ -53,16 +54,11 @@ def print_table(phases):
 
 def markdown(report):
     meta, phases = report["meta"], report["phases"]
-    m = meta["machine"]
     tls = next((p["tls"] for p in phases if p["tls"]), {})
     lines = [
         f"# tandem TLS benchmark, {meta['date']}",
         "",
-        f"- machine: {m['host']}, {m['cpus']} CPUs ({m['cpu_model']}), {m['memory']}, "
-        f"Linux {m['kernel']}",
-        f"- load average at the start {meta['loadavg_start']}, at the end "
-        f"{meta.get('loadavg_end', '?')}; busy CPUs just before: {meta['busy_cpus_before']:.2f}",
-        f"- tandem-server {meta['server_version']} ({meta['server']}), commit {meta['commit']}",
+        *machine_lines(meta),
         f"- {meta['haproxy_version']} with {meta['haproxy_openssl']}, worker threads "
         f"{meta['haproxy_threads']}; as deployed (haproxy/defaults.yml) but for the per-source "
         "limits, off; self-signed ECDSA P-256 certificate",

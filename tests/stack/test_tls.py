@@ -180,7 +180,7 @@ def test_failover_stickiness_and_rolling_restart_over_https(make_stack, make_red
         with load.Rounds(clients, lambda client, n: session_post(url, client.name, n + 1),
                          ROUND_PAUSE) as rounds, \
                 StatusMonitor(stack.api, stack.backend, "app-1") as monitor:
-            t0 = gets.start()
+            gets.start()
             time.sleep(2.0)  # Every client has its session and its instance.
             before = {c.name: {o.instance for o in c.outcomes if o.ok} for c in clients}
             stopped = time.monotonic()
