@@ -1,6 +1,9 @@
 #include "http_get.hpp"
 
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <utility>
 
 #include "error.hpp"
 
@@ -65,16 +69,121 @@ HttpAnswer parse_answer(const std::string& raw, const std::string& what) {
   return answer;
 }
 
+// A connected socket, spoken to directly or through TLS; every wait bounded by the deadline.
+class Stream {
+ public:
+  Stream(int fd, const Endpoint& endpoint, Clock::time_point deadline, std::string what)
+      : fd_(fd), deadline_(deadline), what_(std::move(what)) {
+    if (!endpoint.tls) return;
+    context_.reset(::SSL_CTX_new(::TLS_client_method()));
+    if (!context_) fail("cannot make a TLS context");
+    ::SSL_CTX_set_verify(context_.get(), SSL_VERIFY_NONE, nullptr);
+    ssl_.reset(::SSL_new(context_.get()));
+    if (!ssl_ || ::SSL_set_fd(ssl_.get(), fd_) != 1) fail("cannot start TLS");
+    // SNI for a name (HAProxy picks the certificate by it), never for an address.
+    in6_addr address{};
+    if (::inet_pton(AF_INET, endpoint.host.c_str(), &address) != 1 &&
+        ::inet_pton(AF_INET6, endpoint.host.c_str(), &address) != 1) {
+      ::SSL_set_tlsext_host_name(ssl_.get(), endpoint.host.c_str());
+    }
+    call([this] { return ::SSL_connect(ssl_.get()); });
+  }
+
+  void send_all(const std::string& data) {
+    std::size_t sent = 0;
+    while (sent < data.size()) {
+      if (ssl_) {
+        sent += static_cast<std::size_t>(call([&] {
+          return ::SSL_write(ssl_.get(), data.data() + sent, static_cast<int>(data.size() - sent));
+        }));
+        continue;
+      }
+      wait_for(fd_, POLLOUT, deadline_, what_);
+      const ssize_t n = ::send(fd_, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n < 0) throw CtlError(what_ + ": " + std::strerror(errno));
+      sent += static_cast<std::size_t>(n);
+    }
+  }
+
+  // Everything until the other side closes, at most 8 MiB.
+  std::string read_all() {
+    std::string raw;
+    char buffer[16384];
+    for (;;) {
+      ssize_t n = 0;
+      if (ssl_) {
+        n = call([&] { return ::SSL_read(ssl_.get(), buffer, sizeof(buffer)); });
+      } else {
+        wait_for(fd_, POLLIN, deadline_, what_);
+        n = ::recv(fd_, buffer, sizeof(buffer), 0);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (n < 0) throw CtlError(what_ + ": " + std::strerror(errno));
+      }
+      if (n == 0) return raw;
+      raw.append(buffer, static_cast<std::size_t>(n));
+      if (raw.size() > (8u << 20)) throw CtlError(what_ + ": answer larger than 8 MiB");
+    }
+  }
+
+ private:
+  // Runs one TLS operation on the non-blocking socket until it completes, waiting for the
+  // socket as OpenSSL asks; 0 at the end of the stream (with or without close_notify).
+  template <class Operation>
+  int call(Operation operation) {
+    for (;;) {
+      ::ERR_clear_error();
+      const int n = operation();
+      if (n > 0) return n;
+      const int error = ::SSL_get_error(ssl_.get(), n);
+      if (error == SSL_ERROR_WANT_READ) {
+        wait_for(fd_, POLLIN, deadline_, what_);
+      } else if (error == SSL_ERROR_WANT_WRITE) {
+        wait_for(fd_, POLLOUT, deadline_, what_);
+      } else if (error == SSL_ERROR_ZERO_RETURN ||
+                 (error == SSL_ERROR_SYSCALL && ::ERR_peek_error() == 0 && errno == 0)) {
+        return 0;
+      } else {
+        fail("TLS failed");
+      }
+    }
+  }
+
+  [[noreturn]] void fail(const std::string& summary) {
+    char text[256] = "";
+    ::ERR_error_string_n(::ERR_get_error(), text, sizeof(text));
+    throw CtlError(what_ + ": " + summary + (text[0] != 0 ? std::string(" (") + text + ")" : ""));
+  }
+
+  struct FreeContext {
+    void operator()(SSL_CTX* context) const { ::SSL_CTX_free(context); }
+  };
+  struct FreeSsl {
+    void operator()(SSL* ssl) const { ::SSL_free(ssl); }
+  };
+
+  int fd_;
+  Clock::time_point deadline_;
+  std::string what_;
+  std::unique_ptr<SSL_CTX, FreeContext> context_;
+  std::unique_ptr<SSL, FreeSsl> ssl_;  // Declared last: freed before its context.
+};
+
 }  // namespace
 
 Endpoint parse_http_url(const std::string& url) {
-  const std::string scheme = "http://";
-  if (url.rfind(scheme, 0) != 0) {
-    throw CtlError("\"" + url + "\" is not an http:// URL", {}, kExitUsage);
-  }
-  std::string rest = url.substr(scheme.size());
-  rest = rest.substr(0, rest.find('/'));
   Endpoint endpoint;
+  std::string rest;
+  if (url.rfind("http://", 0) == 0) {
+    rest = url.substr(7);
+  } else if (url.rfind("https://", 0) == 0) {
+    rest = url.substr(8);
+    endpoint.tls = true;
+    endpoint.port = 443;
+  } else {
+    throw CtlError("\"" + url + "\" is not an http:// or https:// URL", {}, kExitUsage);
+  }
+  rest = rest.substr(0, rest.find('/'));
   if (!rest.empty() && rest[0] == '[') {
     const auto close = rest.find(']');
     if (close == std::string::npos) throw CtlError("bad address in " + url, {}, kExitUsage);
@@ -96,8 +205,8 @@ Endpoint parse_http_url(const std::string& url) {
 HttpAnswer http_get(const Endpoint& endpoint, const std::string& path, int timeout_ms,
                     const std::string& extra_headers) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  const std::string what =
-      "GET http://" + endpoint.host + ":" + std::to_string(endpoint.port) + path;
+  const std::string what = std::string("GET ") + (endpoint.tls ? "https://" : "http://") +
+                           endpoint.host + ":" + std::to_string(endpoint.port) + path;
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV;
@@ -126,25 +235,9 @@ HttpAnswer http_get(const Endpoint& endpoint, const std::string& path, int timeo
   const std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + host + ":" + port +
                               "\r\nUser-Agent: tandemctl\r\nConnection: close\r\n" + extra_headers +
                               (extra_headers.empty() ? "" : "\r\n") + "\r\n";
-  std::size_t sent = 0;
-  while (sent < request.size()) {
-    wait_for(fd, POLLOUT, deadline, what);
-    const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n < 0) throw CtlError(what + ": " + std::strerror(errno));
-    sent += static_cast<std::size_t>(n);
-  }
-  std::string raw;
-  char buffer[16384];
-  for (;;) {
-    wait_for(fd, POLLIN, deadline, what);
-    const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n < 0) throw CtlError(what + ": " + std::strerror(errno));
-    if (n == 0) break;
-    raw.append(buffer, static_cast<std::size_t>(n));
-    if (raw.size() > (8u << 20)) throw CtlError(what + ": answer larger than 8 MiB");
-  }
+  Stream stream(fd, endpoint, deadline, what);
+  stream.send_all(request);
+  const std::string raw = stream.read_all();
   return parse_answer(raw, what);
 }
 

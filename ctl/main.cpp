@@ -39,8 +39,8 @@ int main(int argc, char** argv) {
   app.add_option("--backend", globals.overrides.backend,
                  "HAProxy's backend of the instances (default: TANDEM_LB_BACKEND, else tandem)");
   app.add_option("--url", globals.overrides.lb_url,
-                 "This host's public frontend, for the traffic check (default: TANDEM_LB_URL, "
-                 "else http://127.0.0.1:80)");
+                 "This host's public frontend, for the traffic check: http:// or https:// (the "
+                 "certificate is not verified) (default: TANDEM_LB_URL, else http://127.0.0.1:80)");
   app.add_option("--cookie", globals.overrides.cookie,
                  "The stickiness cookie's name (default: TANDEM_LB_COOKIE, else tandem_instance)");
   Runner run;

@@ -18,6 +18,7 @@ from tests.harness.redis import check_sessions
 from tests.harness.roll import roll_instance
 from tests.harness.runtime_api import StatusMonitor, is_down, is_up
 from tests.harness.stack import ONE_ADDRESS_CROWD
+from tests.harness.tandemctl import Tandemctl
 from tests.harness.tls_visitors import NewVisitors
 
 CLIENTS = 20
@@ -267,3 +268,22 @@ def test_the_client_supplied_forwarded_proto_is_replaced(make_stack):
     [cookie] = set_cookies(head, "tandem_session")
     assert "secure" in attributes(cookie), cookie
 
+
+
+def test_tandemctl_checks_the_route_over_https_when_plain_http_redirects(make_stack, report):
+    """With the redirect on, a plain-HTTP request carrying an instance's cookie is answered 308 by
+    HAProxy and proves nothing; `tandemctl ready --wait` with an https:// frontend URL (what the
+    Ansible roll gives it when HTTPS is on) sees the instance answer through HAProxy over TLS."""
+    stack = make_stack(instances=2, overrides={"tandem_lb_http_redirect": True})
+    ctl = Tandemctl(stack)
+    assert ctl.run("drain", "app-1").returncode == 0
+    plain = ctl.run("--url", stack.url(), "ready", "app-1", "--wait", "5")
+    report(f"ready --wait through {stack.url()}: exit {plain.returncode}, "
+           f"{plain.stderr.strip().splitlines()[-1]!r}")
+    assert plain.returncode == 5 and "HTTP 308" in plain.stderr, plain.stderr
+    assert ctl.run("drain", "app-1").returncode == 0
+    secure = ctl.run("--url", stack.https_url(), "ready", "app-1", "--wait", "5")
+    report(f"ready --wait through {stack.https_url()}: exit {secure.returncode}, "
+           f"{secure.stderr.strip().splitlines()[-1]!r}")
+    assert secure.returncode == 0, secure.stderr
+    assert f"answers through {stack.https_url()}" in secure.stderr, secure.stderr

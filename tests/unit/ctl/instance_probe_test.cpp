@@ -67,7 +67,11 @@ BOOST_AUTO_TEST_CASE(http_urls) {
   BOOST_TEST(parse_http_url("http://lb.example/x").host == "lb.example");
   BOOST_TEST(parse_http_url("http://lb.example/x").port == 80);
   BOOST_TEST(parse_http_url("http://[::1]:81").host == "::1");
-  BOOST_CHECK_THROW(parse_http_url("https://x"), std::exception);
+  BOOST_TEST(!parse_http_url("http://lb.example").tls);
+  BOOST_TEST(parse_http_url("https://lb.example/x").tls);
+  BOOST_TEST(parse_http_url("https://lb.example/x").port == 443);
+  BOOST_TEST(parse_http_url("https://127.0.0.1:8443").port == 8443);
+  BOOST_CHECK_THROW(parse_http_url("ftp://x"), std::exception);
   BOOST_CHECK_THROW(parse_http_url("http://:80"), std::exception);
 }
 
