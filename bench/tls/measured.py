@@ -15,8 +15,10 @@ REQUESTS = 200_000
 # Requests of each phase that opens a connection per request: a new TLS connection costs HAProxy
 # about as much as twenty keep-alive requests, so these phases last about as long.
 NEW_CONNECTIONS = 10_000
-SMOKE_REQUESTS = 2_000
-SMOKE_NEW_CONNECTIONS = 200
+SMOKE_REQUESTS = 10_000
+# Enough for the cheapest of them (plain HTTP, about 60 µs of HAProxy each) to span several of
+# /proc's 10 ms clock ticks.
+SMOKE_NEW_CONNECTIONS = 1000
 # Clients at once (h2load -c) in the phases that keep their connections.
 CONNECTIONS = 16
 # HTTP/2 streams in flight per connection (h2load -m): what a browser loading a page does.
