@@ -131,6 +131,9 @@ def test_the_role_renders_the_one_template_as_the_harness_does(tmp_path):
     # No certificate in the inventory: one self-signed PEM, named by the host, and the list.
     assert sorted(p.name for p in tls.iterdir()) == ["certificates.list", "localhost.pem",
                                                      "self-signed.crt", "self-signed.key"]
+    names = run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in",
+                 str(tls / "localhost.pem")]).stdout
+    assert "DNS:localhost" in names and "IP Address:127.0.0.1" in names, names
     statuses = config.load_defaults()["tandem_lb_error_messages"]
     assert sorted(p.name for p in errors.iterdir()) == sorted(f"{s}.http" for s in statuses)
     for status in statuses:
