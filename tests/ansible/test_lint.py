@@ -17,9 +17,9 @@ ANSIBLE_DIR = REPO_ROOT / "ansible"
 LB_DEFAULTS = ANSIBLE_DIR / "roles/tandem_lb/defaults/main"
 APP_DEFAULTS = ANSIBLE_DIR / "roles/tandem_app/defaults/main.yml"
 # The tandem_lb role's own variables, beside the template's.
-LB_ROLE_ONLY = {"tandem_lb_packages", "tandem_lb_config_path", "tandem_lb_tls_certificates",
-                "tandem_lb_tls_self_signed_names", "tandem_lb_tls_self_signed_days",
-                "tandem_lb_tls_self_signed_renew_days"}
+LB_ROLE_ONLY = {"tandem_lb_packages", "tandem_lb_config_path", "tandem_lb_retire_drain_seconds",
+                "tandem_lb_tls_certificates", "tandem_lb_tls_self_signed_names",
+                "tandem_lb_tls_self_signed_days", "tandem_lb_tls_self_signed_renew_days"}
 # The documented exceptions to ansible-lint's production profile (noqa comments), each with why.
 LINT_EXCEPTIONS = {
     # ansible.builtin.systemd has no reset-failed.
