@@ -99,10 +99,11 @@ class Client:
         if http2:
             # HTTP/2 when the server offers it over TLS (ALPN), else HTTP/1.1.
             self.curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS)
-        if resolve:
-            # "name:port:address": the name in URLs (and in TLS's SNI and verification) is
-            # reached at that address, as a DNS record would say.
-            self.curl.setopt(pycurl.RESOLVE, list(resolve))
+        # "name:port:address": the name in URLs (and in TLS's SNI and verification) is reached at
+        # that address, as a DNS record would say. Set again for every transfer (_Transfer): curl
+        # loads the list into the DNS cache of the multi handle running the transfer, and forgets
+        # it once loaded, so a handle moved to another multi would lose it.
+        self.resolve = list(resolve)
         self.outcomes = []
 
     def cookies(self):
@@ -136,6 +137,8 @@ class _Transfer:
         else:
             curl.setopt(pycurl.CUSTOMREQUEST, request.method)
         curl.setopt(pycurl.HTTPHEADER, list(request.headers))
+        if client.resolve:
+            curl.setopt(pycurl.RESOLVE, client.resolve)
         curl.setopt(pycurl.HEADERFUNCTION, self._on_header)
         curl.setopt(pycurl.WRITEDATA, self.body)
         curl.setopt(pycurl.NOSIGNAL, 1)
