@@ -437,6 +437,9 @@ WantedBy=multi-user.target
             "ANSIBLE_PRIVATE_KEY_FILE": str(self.workdir / "id_ed25519"),
             "ANSIBLE_SSH_COMMON_ARGS": " ".join(self.ssh_options()),
             "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.workdir / "cp"),
+            # One SSH connection per host for the whole run (the playbooks follow each other
+            # minutes apart), uncompressed on the bridge: Ansible's own defaults otherwise.
+            "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=900s",
             "ANSIBLE_LOCAL_TEMP": str(self.workdir / "tmp"),
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "0",
