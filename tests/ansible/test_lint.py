@@ -159,6 +159,11 @@ def test_example_inventory_lists_every_instance_once():
     assert len(servers) == 4 and len(set(ids)) == 4, servers
     assert {(server["host"], server["port"]) for server in servers} == {
         ("10.0.0.21", 3001), ("10.0.0.21", 3002), ("10.0.0.22", 3001), ("10.0.0.22", 3002)}
+    # Server names are unique across hosts by being named after host and instance.
+    for path in (ANSIBLE_DIR / "inventories/example/host_vars").glob("*.yml"):
+        host = path.name.split(".")[0]
+        for number, instance in enumerate(load(path)["tandem_app_instances"], start=1):
+            assert instance["id"] == f"{host}-{number}", (path.name, instance)
 
 
 def test_up_prints_the_https_address_first():
