@@ -66,7 +66,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, sys.argv[1])
 from tests.harness.fleet import remove_fleet
 def reap(*_):
-    remove_fleet(sys.argv[2], sys.argv[3])
+    remove_fleet(sys.argv[2], sys.argv[3], sys.argv[4])
     sys.exit(0)
 signal.signal(signal.SIGTERM, reap)
 signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -88,9 +88,10 @@ def bridge_exists(bridge=BRIDGE):
     return _ip("link", "show", "dev", bridge, check=False).returncode == 0
 
 
-def remove_fleet(owner, bridge=BRIDGE):
+def remove_fleet(owner, bridge=BRIDGE, workdir=None):
     """Removes the guests owned by the process recorded as `owner` ("<pid> <start time>"), then
-    the bridge: what the reaper does when the harness dies without doing it."""
+    the bridge and the fleet's folder (keys, SSH sockets): what the reaper does when the harness
+    dies without doing it."""
     for directory in sorted(GUESTS_DIR.iterdir()) if GUESTS_DIR.is_dir() else []:
         try:
             recorded = (directory / "owner.pid").read_text().strip()
@@ -103,6 +104,8 @@ def remove_fleet(owner, bridge=BRIDGE):
                 print(f"fleet reaper: {error}", file=sys.stderr)
     if bridge_exists(bridge):
         _ip("link", "delete", "dev", bridge, check=False)
+    if workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def mac_address(address):
@@ -196,7 +199,7 @@ class Fleet:
         # The reaper holds the lock until it has removed what a killed harness left.
         self.reaper = subprocess.Popen(
             ["setpriv", "--pdeathsig", "TERM", sys.executable, "-c", REAPER, str(REPO_ROOT),
-             _identity(os.getpid()), BRIDGE],
+             _identity(os.getpid()), BRIDGE, str(self.workdir)],
             stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=(self.lock.fileno(),))
         self._make_bridge()
         self._make_keys()
