@@ -109,6 +109,16 @@ def guest_get(fleet, host, url):
     return json.loads(fleet.fleet[host].run(["curl", "-sS", "--max-time", "5", url]).stdout)
 
 
+def backend_retries(fleet):
+    """The backend's retries and redispatches so far (show stat's wretr, wredis), and the pid of
+    the HAProxy process that counted them."""
+    api = lb_api(fleet)
+    row = next(row for row in api.show_stat()
+               if row["pxname"] == BACKEND and row["svname"] == "BACKEND")
+    return {"wretr": int(row["wretr"] or 0), "wredis": int(row["wredis"] or 0),
+            "pid": api.worker_pid()}
+
+
 def unit_pids(fleet, host):
     guest = fleet.fleet[host].guest
     return {instance["id"]: guest.show(f"tandem@{instance['port']}.service", "MainPID")["MainPID"]
@@ -135,11 +145,13 @@ class Traffic:
         self.after = after
         self.monitor = self.gets = self.rounds = None
         self.clients = []
+        self.retries = {}  # HAProxy's backend counters over the run: retries, redispatches
         self.get_outcomes = []
         self.began = self.ended = None
 
     def __enter__(self):
         options = tls(self.fleet)
+        self.retries = backend_retries(self.fleet)
         try:
             self.monitor = RotationMonitor(self.fleet.fleet[LB].guest.path(ADMIN_SOCKET),
                                            BACKEND).__enter__()
@@ -163,6 +175,14 @@ class Traffic:
         if kind is None:
             time.sleep(self.after)
         self._stop()
+        if kind is not None:
+            return
+        # The counters start again at 0 in the process a reload starts: then only its own count.
+        after = backend_retries(self.fleet)
+        reloaded = after["pid"] != self.retries["pid"]
+        self.retries = {name: after[name] - (0 if reloaded else self.retries[name])
+                        for name in ("wretr", "wredis")}
+        self.retries["since"] = "since HAProxy's reload" if reloaded else "in all"
 
     def _stop(self):
         try:
@@ -192,7 +212,9 @@ class Traffic:
                     for server in sorted({o.instance for o in gets + posts if o.ok})}
         report(f"{self.name}: {len(gets)} GET in {seconds:.1f} s ({len(gets) / max(seconds, 1):.1f}"
                f"/s), {len(failed_gets)} failed; {len(posts)} POST /api/session from {CLIENTS} "
-               f"sticky clients, {len(failed_posts)} failed; answered by {answered}")
+               f"sticky clients, {len(failed_posts)} failed; answered by {answered}; HAProxy "
+               f"retried {self.retries['wretr']} and redispatched {self.retries['wredis']} "
+               f"({self.retries['since']})")
         for failure in (failed_gets + failed_posts)[:8]:
             report(f"{self.name}:   failed at +{failure.started - self.began:.2f} s: "
                    f"{failure.request.method} status {failure.status} "
