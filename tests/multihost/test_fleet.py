@@ -46,7 +46,9 @@ EXAMPLE = ANSIBLE_DIR / "inventories/example"  # what conftest.py deploys
 
 RATE = 100  # GET /api/whoami per second through the balancer
 CLIENTS = 50  # sticky session clients
-ROUND_PAUSE = 0.5  # between two rounds of one POST per client: about 90 POST/s in all
+# Between two rounds of one POST per client. A round of 50 HTTPS requests takes 1-1.5 s here
+# under the rest of the load: each client sends one about every 2 s, 25 POST/s in all.
+ROUND_PAUSE = 0.5
 BACKEND = "tandem"  # haproxy/defaults.yml's tandem_lb_backend_name, which the example keeps
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
 LB = "lb1.example.net"
@@ -208,11 +210,14 @@ class Traffic:
         failed_gets = [o for o in gets if not o.ok]
         failed_posts = [o for o in posts if not o.ok]
         seconds = gets[-1].scheduled - gets[0].scheduled if len(gets) > 1 else 0.0
+        post_seconds = (max(o.finished for o in posts) - min(o.started for o in posts)
+                        if posts else 0.0)
         answered = {server: sum(1 for o in gets + posts if o.ok and o.instance == server)
                     for server in sorted({o.instance for o in gets + posts if o.ok})}
         report(f"{self.name}: {len(gets)} GET in {seconds:.1f} s ({len(gets) / max(seconds, 1):.1f}"
                f"/s), {len(failed_gets)} failed; {len(posts)} POST /api/session from {CLIENTS} "
-               f"sticky clients, {len(failed_posts)} failed; answered by {answered}; HAProxy "
+               f"sticky clients ({len(posts) / max(post_seconds, 1):.1f}/s), "
+               f"{len(failed_posts)} failed; answered by {answered}; HAProxy "
                f"retried {self.retries['wretr']} and redispatched {self.retries['wredis']} "
                f"({self.retries['since']})")
         for failure in (failed_gets + failed_posts)[:8]:
