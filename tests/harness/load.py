@@ -18,6 +18,7 @@ so a test puts the client it watches on another address than the load it fends o
 
 import io
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -155,6 +156,12 @@ class _Transfer:
 
     def finish(self, error):
         status = self.client.curl.getinfo(pycurl.RESPONSE_CODE)
+        if error:
+            # curl's own message may not name the system call's error (a refused connection
+            # reads "Couldn't connect to server"): the errno says what the network answered.
+            errno = self.client.curl.getinfo(pycurl.OS_ERRNO)
+            if errno:
+                error = f"{error} ({os.strerror(errno)})"
         version = _HTTP_VERSIONS.get(self.client.curl.getinfo(pycurl.INFO_HTTP_VERSION), "")
         outcome = Outcome(self.request, self.scheduled, self.started, time.monotonic(),
                           status=status, instance=self.headers.get("x-container-id", ""),
