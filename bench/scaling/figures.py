@@ -20,6 +20,23 @@ def verdict(ok, valid):
     return "PASS" if ok else "MISS"
 
 
+def cpu_ceiling(total_us_per_request, base_rps, rps, cpus=None):
+    """The ceiling the machine's CPUs put on a CPU-bound route: every CPU busy at the CPU one
+    request costs in all (the instances, HAProxy, the load generator), measured in the run with
+    more instances (rps). ceiling_ratio is that ceiling over the run with fewer (base_rps): the
+    most the added instances could have bought; machine_used how much of the ceiling rps reached.
+    When rps is close to the ceiling, what the added instances did not bring went to HAProxy and
+    the load generator on the same cores, not to idling. Also used by tests/multihost/."""
+    cpus = cpus or os.cpu_count() or 1
+    ceiling = cpus * 1e6 / total_us_per_request
+    return {
+        "total_cpu_us_per_request": round(total_us_per_request, 1),
+        "ceiling_rps": round(ceiling, 1),
+        "ceiling_ratio": round(ceiling / base_rps, 3),
+        "machine_used": round(rps / ceiling, 3),
+    }
+
+
 def figures(phases, balance_of):
     """The ratios and per-request costs the report judges; balance_of is meta["balance"]."""
     out = {"cpu_bound": {}, "cheap": {}, "session": {}}
@@ -42,19 +59,10 @@ def figures(phases, balance_of):
             "split": two["served"],
             "cpu_s": two["cpu_s"],
         }
-        # What the machine's CPUs allow: all of them busy at the CPU per request (instances,
-        # HAProxy, wrk) measured with two instances. When the measured ratio is close to this
-        # ceiling, what is missing went to HAProxy and wrk on the same cores, not to idling.
+        # What the machine's CPUs allow, measured with two instances (cpu_ceiling()).
         total_us = two["cpu_us_per_request"]["total"]
         if total_us and one["rps"]:
-            cpus = os.cpu_count() or 1
-            ceiling = cpus * 1e6 / total_us
-            out["cpu_bound"][balance].update({
-                "total_cpu_us_per_request": round(total_us, 1),
-                "ceiling_rps": round(ceiling, 1),
-                "ceiling_ratio": round(ceiling / one["rps"], 3),
-                "machine_used": round(two["rps"] / ceiling, 3),
-            })
+            out["cpu_bound"][balance].update(cpu_ceiling(total_us, one["rps"], two["rps"]))
     for key, route in (("cheap", "whoami"), ("session", "session")):
         direct, via = find(phases, route, "direct"), find(phases, route, "haproxy-1")
         if not direct or not via:

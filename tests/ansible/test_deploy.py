@@ -8,21 +8,17 @@ order, each leaving both instances UP for the next.
 """
 
 import json
-import os
 import pathlib
 import re
 import shlex
-import subprocess
-import threading
 import time
 import urllib.request
 
 import pytest
 
-from tests.harness.load import PacedLoad, Request, parallel
-from tests.harness.poller import Poller
-from tests.harness.runtime_api import RuntimeApi, RuntimeApiError, is_up
-from tests.system.deployment import expected_version, package_path
+from tests.harness.load import ContinuousLoad, Request, parallel
+from tests.harness.runtime_api import RotationMonitor, RuntimeApi
+from tests.system.deployment import build_next_package, expected_version
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 LB_URL = "http://127.0.0.1:80"  # the local inventory's HAProxy (tandem_lb_port)
@@ -35,89 +31,11 @@ BREAK_DROPIN = "/etc/systemd/system/tandem@3001.service.d/test-does-not-start.co
 
 # --- load and observation ---------------------------------------------------------------------
 
-class ContinuousLoad:
-    """RATE GET /api/whoami per second from start() until stop(): back-to-back PacedLoad segments
-    (tests/harness/load.py), each started when the previous one's last request is due, so the
-    rate holds across them; a playbook's length is not known in advance."""
-
-    def __init__(self, url, rate=RATE, segment=2.0):
-        self.url = url
-        self.rate = rate
-        self.segment = segment
-        self.segments = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="continuous-load", daemon=True)
-        self.started = self.stopped = None
-        self.run_started = self.run_ended = None  # set by under_load()
-
-    def __enter__(self):
-        self.started = time.monotonic()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def _run(self):
-        due = time.monotonic()
-        while not self._stop.is_set():
-            time.sleep(max(0.0, due - time.monotonic()))
-            segment = PacedLoad(self.url, rate=self.rate, duration=self.segment)
-            segment.start()
-            self.segments.append(segment)
-            due = segment.start_time + self.segment
-
-    def stop(self):
-        """Stops issuing (the current segment runs out); returns every outcome, in order."""
-        if self.stopped is None:
-            self._stop.set()
-            self._thread.join()
-            self.stopped = time.monotonic()
-        outcomes = []
-        for segment in self.segments:
-            outcomes += segment.join()
-        return sorted(outcomes, key=lambda outcome: outcome.scheduled)
-
-
-class RotationMonitor(Poller):
-    """Reads every server's status from HAProxy's runtime API every `interval` seconds, in a
-    thread; a server is in rotation while its status is UP (or "UP 1/2", UP and failing)."""
-
-    def __init__(self, socket_path, interval=0.1):
-        super().__init__(interval, name="rotation-monitor")
-        self.api = RuntimeApi(socket_path, timeout=2.0)
-        self.samples = []  # (monotonic time, {server: status})
-        self.errors = 0
-
-    def sample(self):
-        try:
-            statuses = self.api.statuses(BACKEND)
-            self.samples.append((time.monotonic(), statuses))
-        except (OSError, RuntimeApiError):
-            self.errors += 1  # A reload replaces the socket for a moment.
-
-    def in_rotation(self):
-        return [sum(is_up(status) for status in statuses.values())
-                for _, statuses in self.samples]
-
-    def states_seen(self, server):
-        seen = []
-        for _, statuses in self.samples:
-            status = statuses.get(server)
-            if status and (not seen or seen[-1] != status):
-                seen.append(status)
-        return seen
-
-    def longest_gap(self):
-        times = [when for when, _ in self.samples]
-        return max((b - a for a, b in zip(times, times[1:])), default=0.0)
-
-
 def under_load(target, playbook, *args, extra_vars=None):
     """Runs a playbook while RATE requests per second go through HAProxy and its servers' states
     are read every 100 ms; returns (run, outcomes, monitor, load)."""
-    with RotationMonitor(target.guest.path(ADMIN_SOCKET)) as monitor:
-        with ContinuousLoad(f"{LB_URL}/api/whoami") as load:
+    with RotationMonitor(target.guest.path(ADMIN_SOCKET), BACKEND) as monitor:
+        with ContinuousLoad(f"{LB_URL}/api/whoami", RATE) as load:
             time.sleep(1.0)
             load.run_started = time.monotonic()
             run = target.playbook(playbook, *args, extra_vars=extra_vars)
@@ -191,33 +109,9 @@ def require_both_up(target):
 
 @pytest.fixture(scope="module")
 def next_package():
-    """The same tree built as the next patch version (TANDEM_VERSION_OVERRIDE), in a build folder
-    of its own next to the package under test; incremental after the first run."""
-    base = package_path()
-    major, minor, patch = expected_version().split(".")[:3]
-    version = f"{major}.{minor}.{int(patch) + 1}"
-    build = base.parent / "ansible-upgrade"
-    build_type = "RelWithDebInfo"
-    cache = base.parent / "CMakeCache.txt"
-    if cache.exists():
-        for line in cache.read_text().splitlines():
-            if line.startswith("CMAKE_BUILD_TYPE:") and line.split("=", 1)[1]:
-                build_type = line.split("=", 1)[1]
-    started = time.monotonic()
-    for argv in (["cmake", "-S", str(REPO_ROOT), "-B", str(build),
-                  f"-DCMAKE_BUILD_TYPE={build_type}", f"-DTANDEM_VERSION_OVERRIDE={version}",
-                  "-DTANDEM_BUILD_TESTS=OFF"],
-                 ["cmake", "--build", str(build), "-j", os.environ.get("TANDEM_JOBS", "2"),
-                  "--target", "deb"]):
-        result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, timeout=900, check=False)
-        assert result.returncode == 0, f"{' '.join(argv)}:\n{result.stdout[-3000:]}"
-    deb = build / f"tandem_{version}_amd64.deb"
-    assert deb.is_file(), f"cpack wrote no {deb}"
-    newer = subprocess.run(["dpkg", "--compare-versions", version, "gt", expected_version()],
-                           check=False).returncode == 0
-    assert newer, f"{version} is not newer than {expected_version()}"
-    print(f"built {deb} in {time.monotonic() - started:.1f} s")
+    """The same tree built as the next patch version (tests/system/deployment.py)."""
+    deb, version, seconds = build_next_package()
+    print(f"built {deb} in {seconds:.1f} s")
     return deb, version
 
 

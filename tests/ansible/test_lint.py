@@ -17,9 +17,9 @@ ANSIBLE_DIR = REPO_ROOT / "ansible"
 LB_DEFAULTS = ANSIBLE_DIR / "roles/tandem_lb/defaults/main"
 APP_DEFAULTS = ANSIBLE_DIR / "roles/tandem_app/defaults/main.yml"
 # The tandem_lb role's own variables, beside the template's.
-LB_ROLE_ONLY = {"tandem_lb_packages", "tandem_lb_config_path", "tandem_lb_tls_certificates",
-                "tandem_lb_tls_self_signed_names", "tandem_lb_tls_self_signed_days",
-                "tandem_lb_tls_self_signed_renew_days"}
+LB_ROLE_ONLY = {"tandem_lb_packages", "tandem_lb_config_path", "tandem_lb_retire_drain_seconds",
+                "tandem_lb_tls_certificates", "tandem_lb_tls_self_signed_names",
+                "tandem_lb_tls_self_signed_days", "tandem_lb_tls_self_signed_renew_days"}
 # The documented exceptions to ansible-lint's production profile (noqa comments), each with why.
 LINT_EXCEPTIONS = {
     # ansible.builtin.systemd has no reset-failed.
@@ -159,6 +159,11 @@ def test_example_inventory_lists_every_instance_once():
     assert len(servers) == 4 and len(set(ids)) == 4, servers
     assert {(server["host"], server["port"]) for server in servers} == {
         ("10.0.0.21", 3001), ("10.0.0.21", 3002), ("10.0.0.22", 3001), ("10.0.0.22", 3002)}
+    # Server names are unique across hosts by being named after host and instance.
+    for path in (ANSIBLE_DIR / "inventories/example/host_vars").glob("*.yml"):
+        host = path.name.split(".")[0]
+        for number, instance in enumerate(load(path)["tandem_app_instances"], start=1):
+            assert instance["id"] == f"{host}-{number}", (path.name, instance)
 
 
 def test_up_prints_the_https_address_first():

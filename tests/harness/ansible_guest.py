@@ -74,17 +74,21 @@ class PlaybookRun:
     def recap(self):
         """{"ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored"} of the
         local host's PLAY RECAP line (summed if a playbook prints several)."""
-        totals = dict.fromkeys(("ok", "changed", "unreachable", "failed", "skipped", "rescued",
-                                "ignored"), 0)
-        found = False
-        for match in RECAP.finditer(self.output):
-            if match.group(1) == HOST:
-                found = True
-                for name, value in zip(totals, match.groups()[1:]):
-                    totals[name] += int(value)
-        if not found:
+        recaps = self.recaps()
+        if HOST not in recaps:
             raise AssertionError(f"no PLAY RECAP line for {HOST}:\n{self.output[-3000:]}")
-        return totals
+        return recaps[HOST]
+
+    def recaps(self):
+        """{host: {"ok", "changed", ...}} of every host's PLAY RECAP line (summed per host if a
+        playbook prints several)."""
+        recaps = {}
+        for match in RECAP.finditer(self.output):
+            totals = recaps.setdefault(match.group(1), dict.fromkeys(
+                ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored"), 0))
+            for name, value in zip(totals, match.groups()[1:]):
+                totals[name] += int(value)
+        return recaps
 
     @property
     def ok(self):
@@ -289,25 +293,32 @@ RuntimeDirectoryPreserve=yes
         extra_vars = {**self.base_vars, **(extra_vars or {})}
         if extra_vars:
             argv += ["-e", json.dumps(extra_vars)]
-        started = time.monotonic()
-        lines = []
-        with subprocess.Popen(argv, cwd=ANSIBLE_DIR, env=self.ansible_env(),
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, bufsize=1) as process:
-            try:
-                for line in process.stdout:
-                    lines.append(line)
-                    if echo:
-                        sys.stdout.write(line)
-                        sys.stdout.flush()
-                    if time.monotonic() - started > timeout:
-                        raise TimeoutError(f"{' '.join(argv)} ran over {timeout} s")
-                process.wait(timeout=max(1.0, timeout - (time.monotonic() - started)))
-            except BaseException:
-                process.kill()
-                process.wait()
-                raise
-        return PlaybookRun(argv, process.returncode, "".join(lines), time.monotonic() - started)
+        return run_playbook(argv, self.ansible_env(), timeout=timeout, echo=echo)
+
+
+def run_playbook(argv, env, timeout=900, echo=False):
+    """Runs ansible-playbook's argv in ansible/ with env; returns a PlaybookRun (never raises on a
+    failed play: callers assert on it). echo: also stream the output to this process's stdout as
+    it comes."""
+    started = time.monotonic()
+    lines = []
+    with subprocess.Popen(argv, cwd=ANSIBLE_DIR, env=env, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          bufsize=1) as process:
+        try:
+            for line in process.stdout:
+                lines.append(line)
+                if echo:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                if time.monotonic() - started > timeout:
+                    raise TimeoutError(f"{' '.join(argv)} ran over {timeout} s")
+            process.wait(timeout=max(1.0, timeout - (time.monotonic() - started)))
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+    return PlaybookRun(argv, process.returncode, "".join(lines), time.monotonic() - started)
 
 
 def front_lines(lb_port, https_port):

@@ -6,6 +6,7 @@ failure rates, per-second windows and distributions from what actually happened.
 
 - parallel(requests):         many requests at once (one fresh, cookieless connection each)
 - PacedLoad(url, rate, ...):  a fixed request rate for a fixed time, in a thread
+- ContinuousLoad(url, rate):  the same rate until stopped, for an operation of unknown length
 - Client + run_clients(...):  browser-like clients, each with its own cookie jar, each sending a
                               sequence of requests one after the other, all clients at once
 - Rounds(clients, ...):       the same in rounds, in a thread, until stopped
@@ -17,6 +18,7 @@ so a test puts the client it watches on another address than the load it fends o
 
 import io
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -79,7 +81,7 @@ class Client:
     time), instead of one kept alive and reused."""
 
     def __init__(self, name="", cookies=True, timeout=DEFAULT_TIMEOUT, source=None,
-                 fresh_connections=False, ca_file=None, http2=False):
+                 fresh_connections=False, ca_file=None, http2=False, resolve=()):
         self.name = name
         self.timeout = timeout
         self.source = source
@@ -98,6 +100,11 @@ class Client:
         if http2:
             # HTTP/2 when the server offers it over TLS (ALPN), else HTTP/1.1.
             self.curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS)
+        # "name:port:address": the name in URLs (and in TLS's SNI and verification) is reached at
+        # that address, as a DNS record would say. Set again for every transfer (_Transfer): curl
+        # loads the list into the DNS cache of the multi handle running the transfer, and forgets
+        # it once loaded, so a handle moved to another multi would lose it.
+        self.resolve = list(resolve)
         self.outcomes = []
 
     def cookies(self):
@@ -131,6 +138,8 @@ class _Transfer:
         else:
             curl.setopt(pycurl.CUSTOMREQUEST, request.method)
         curl.setopt(pycurl.HTTPHEADER, list(request.headers))
+        if client.resolve:
+            curl.setopt(pycurl.RESOLVE, client.resolve)
         curl.setopt(pycurl.HEADERFUNCTION, self._on_header)
         curl.setopt(pycurl.WRITEDATA, self.body)
         curl.setopt(pycurl.NOSIGNAL, 1)
@@ -147,6 +156,12 @@ class _Transfer:
 
     def finish(self, error):
         status = self.client.curl.getinfo(pycurl.RESPONSE_CODE)
+        if error:
+            # curl's own message may not name the system call's error (a refused connection
+            # reads "Couldn't connect to server"): the errno says what the network answered.
+            errno = self.client.curl.getinfo(pycurl.OS_ERRNO)
+            if errno:
+                error = f"{error} ({os.strerror(errno)})"
         version = _HTTP_VERSIONS.get(self.client.curl.getinfo(pycurl.INFO_HTTP_VERSION), "")
         outcome = Outcome(self.request, self.scheduled, self.started, time.monotonic(),
                           status=status, instance=self.headers.get("x-container-id", ""),
@@ -209,14 +224,14 @@ class _Multi:
         self.multi.close()
 
 
-def parallel(requests, timeout=DEFAULT_TIMEOUT, source=None):
+def parallel(requests, timeout=DEFAULT_TIMEOUT, source=None, **options):
     """Sends all requests at once, each from a fresh cookieless client (from the source address
-    when given); outcomes in order."""
+    when given, with Client's other options: ca_file, resolve, ...); outcomes in order."""
     multi = _Multi()
     clients = []
     try:
         for request in requests:
-            client = Client(cookies=False, timeout=timeout, source=source)
+            client = Client(cookies=False, timeout=timeout, source=source, **options)
             clients.append(client)
             multi.add(client, request)
         while multi.active:
@@ -259,11 +274,11 @@ class PacedLoad:
     """
 
     def __init__(self, url, rate, duration, timeout=DEFAULT_TIMEOUT, request_for=None,
-                 source=None, fresh_connections=False, ca_file=None, http2=False):
+                 source=None, fresh_connections=False, ca_file=None, http2=False, resolve=()):
         self.url = url
         self.source = source
         self.fresh_connections = fresh_connections
-        self.tls = {"ca_file": ca_file, "http2": http2}
+        self.tls = {"ca_file": ca_file, "http2": http2, "resolve": resolve}
         self.request_for = request_for or (lambda number: Request("GET", url))
         self.rate = rate
         self.duration = duration
@@ -338,6 +353,52 @@ class PacedLoad:
                 if first <= k < last:
                     counts[k - first] += 1
         return counts
+
+
+class ContinuousLoad:
+    """`rate` requests per second (GET url, or request_for(i)) from entering the `with` until
+    stop(): back-to-back PacedLoad segments, each started when the previous one's last request is
+    due, so the rate holds across them, for an operation whose length is not known in advance (a
+    playbook). PacedLoad's options (ca_file, resolve, ...) apply to every segment."""
+
+    def __init__(self, url, rate, segment=2.0, **options):
+        self.url = url
+        self.rate = rate
+        self.segment = segment
+        self.options = options
+        self.segments = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="continuous-load", daemon=True)
+        self.started = self.stopped = None
+        self.run_started = self.run_ended = None  # for the caller: when its operation ran
+
+    def __enter__(self):
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _run(self):
+        due = time.monotonic()
+        while not self._stop.is_set():
+            time.sleep(max(0.0, due - time.monotonic()))
+            segment = PacedLoad(self.url, rate=self.rate, duration=self.segment, **self.options)
+            segment.start()
+            self.segments.append(segment)
+            due = segment.start_time + self.segment
+
+    def stop(self):
+        """Stops issuing (the current segment runs out); returns every outcome, in order."""
+        if self.stopped is None:
+            self._stop.set()
+            self._thread.join()
+            self.stopped = time.monotonic()
+        outcomes = []
+        for segment in self.segments:
+            outcomes += segment.join()
+        return sorted(outcomes, key=lambda outcome: outcome.scheduled)
 
 
 class Rounds:

@@ -183,6 +183,41 @@ def check_sessions(clients, stored_count):
     return problems, moved
 
 
+def check_sessions_across_failures(clients, stored_count):
+    """check_sessions() for sticky clients some of whose requests failed because the instance
+    serving them was lost with requests in flight: a POST that failed may or may not have been
+    counted (Redis may have carried out an increment whose answer never arrived), so from one
+    answer to the next the count may skip one number per failed request in between, and never
+    more, never go back, never start a new session. Redis holds the last answer's count plus at
+    most the failures after it. Returns (problems, moved, skipped): moved as check_sessions's,
+    skipped the numbers skipped in all (each one a failed request that did count)."""
+    problems, moved, skipped = [], 0, 0
+    for client in clients:
+        answers, failed_since = [], 0
+        trouble = []
+        previous = 0
+        for outcome in client.outcomes:
+            if not outcome.ok:
+                failed_since += 1
+                continue
+            count = outcome.json()["requestCount"]
+            jump = count - previous - 1
+            if jump < 0 or jump > failed_since:
+                trouble.append(f"{previous} -> {count} with {failed_since} failed between")
+            skipped += max(0, jump)
+            previous, failed_since = count, 0
+            answers.append(outcome.json())
+        sessions = {answer["sessionId"] for answer in answers}
+        moved += len({o.instance for o in client.outcomes if o.ok}) > 1
+        stored = stored_count(answers[-1]["sessionId"]) if answers else None
+        if not answers or len(sessions) != 1 or trouble \
+                or not previous <= (stored or 0) <= previous + failed_since:
+            problems.append(f"{client.name}: sessions {sessions}, {'; '.join(trouble) or 'in order'}"
+                            f", last count {previous}, stored {stored}, {failed_since} failed "
+                            "after it")
+    return problems, moved, skipped
+
+
 def _encode(args):
     parts = [f"*{len(args)}\r\n".encode()]
     for arg in args:

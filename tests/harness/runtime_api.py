@@ -172,6 +172,60 @@ class StatusMonitor(Poller):
         return current
 
 
+class RotationMonitor(Poller):
+    """Reads every server's status of a backend from the runtime API every `interval` seconds, in
+    a thread; a server is in rotation while its status is UP (or "UP 1/2", UP and failing). For
+    watching a roll, a failover or a deployment: how many were in rotation at every moment, and
+    the states each server went through."""
+
+    def __init__(self, socket_path, backend, interval=0.1):
+        super().__init__(interval, name="rotation-monitor")
+        self.api = RuntimeApi(socket_path, timeout=2.0)
+        self.backend = backend
+        self.samples = []  # (monotonic time, {server: status})
+        self.errors = 0
+
+    def sample(self):
+        try:
+            statuses = self.api.statuses(self.backend)
+            self.samples.append((time.monotonic(), statuses))
+        except (OSError, RuntimeApiError):
+            self.errors += 1  # A reload replaces the socket for a moment.
+
+    def in_rotation(self):
+        return [sum(is_up(status) for status in statuses.values())
+                for _, statuses in self.samples]
+
+    def states_seen(self, server):
+        """The server's statuses in the order seen, each change once ("" while it is absent)."""
+        seen = []
+        for _, statuses in self.samples:
+            status = statuses.get(server, "")
+            if (status or seen) and (not seen or seen[-1] != status):
+                seen.append(status)
+        return seen
+
+    def first_time(self, server, predicate, after=None):
+        """When the server's status first satisfied predicate (monotonic), at or after `after`
+        if given; None if it never did."""
+        return next((when for when, statuses in self.samples
+                     if (after is None or when >= after) and predicate(statuses.get(server, ""))),
+                    None)
+
+    def timeline(self, since):
+        """[(seconds since `since`, servers in rotation, {server: status})] at every change of
+        any server's status."""
+        changes = []
+        for when, statuses in self.samples:
+            if not changes or changes[-1][2] != statuses:
+                changes.append((when - since, sum(is_up(s) for s in statuses.values()), statuses))
+        return changes
+
+    def longest_gap(self):
+        times = [when for when, _ in self.samples]
+        return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+
+
 class SourceSampler(Poller):
     """Polls, in a thread, how many connections HAProxy holds from one client address (its
     stick-table entry's conn_cur, `key` as HAProxy shows it: "::ffff:127.0.0.1" in an IPv6 table)

@@ -17,13 +17,21 @@ sandbox):
 - `systemd-nspawn --register=no --keep-unit --system-call-filter=bpf -D ROOT -M NAME -b`, in the
   background: --register=no because the host has no machined, and bpf() allowed because nspawn's
   seccomp filter refuses it otherwise, which leaves systemd without cgroup BPF (IPAddressDeny=,
-  IPAccounting=); the guest shares the host's network namespace, so its ports answer on the host;
+  IPAccounting=); the guest shares the host's network namespace, so its ports answer on the host,
+  unless it is given a bridge (network_bridge: --network-bridge, a network namespace of its own
+  whose veth `host0` is attached to that bridge; tests/harness/fleet.py boots several such);
 - commands run inside with `nsenter -t <guest init> -a` (machinectl needs machined), and files are
   reached through /proc/<guest init>/root.
 
 One guest at a time on this machine: guests share the host's network namespace (ports 80, 2222,
 3001, 3002, 8404), so boot() takes an exclusive flock on LOCK_PATH, whoever's test or tool boots
-the guest, and remove() releases it (waiting at most LOCK_TIMEOUT for another guest to go).
+the guest, and remove() releases it (waiting at most LOCK_TIMEOUT for another guest to go). A
+fleet of guests (tests/harness/fleet.py) takes the lock once for all of them (take_lock()) and
+boots each with lock=False.
+
+A guest can be powered off and on again (power_off(), power_on()): its disk, the overlay's upper
+folder, is kept in between, so it boots again with what was installed and enabled, like a server
+after a power cut.
 
 Nothing is left behind: every guest lives in GUESTS_DIR/<owner pid>-<token>; the teardown (power
 off, kill what is left, unmount, remove) runs on exit from the `with`, also on an exception or a
@@ -244,7 +252,7 @@ def _remove(directory, wait=10.0):
         raise ContainerError(f"cannot remove {directory}")
 
 
-def _lock(timeout=LOCK_TIMEOUT):
+def take_lock(timeout=LOCK_TIMEOUT):
     """Takes the machine-wide guest lock (flock, released when the returned file is closed or
     this process dies); waits for the guest of another run to go, at most timeout seconds."""
     handle = open(LOCK_PATH, "a+", encoding="ascii")
@@ -298,13 +306,23 @@ def sweep_stale():
 class SystemdContainer:
     """One booted guest; a context manager (boot on enter, power off and remove on exit)."""
 
-    def __init__(self, name_prefix="tandem", masked=MASKED_UNITS, bind_ro=()):
+    def __init__(self, name_prefix="tandem", masked=MASKED_UNITS, bind_ro=(), network_bridge=None,
+                 lock=True, reaper=True, setup=None):
         """`bind_ro`: host folders shown read-only at the same path inside the guest. The guest
         has a /tmp of its own, so a checkout under /tmp (CI's fresh clone, say) is otherwise
-        invisible in it."""
+        invisible in it. `network_bridge`: the guest gets a network namespace of its own, whose
+        only interface besides lo is `host0`, a veth attached to that bridge of the host (no
+        address: the guest configures it, see tests/harness/fleet.py). `lock`: False when the
+        caller holds the machine-wide guest lock already (take_lock()); `reaper`: False when the
+        caller's own reaper removes the guest if the harness dies. `setup(root)`: called
+        with the guest's root folder once it is mounted, before the first boot (files, units)."""
         self.name = f"{name_prefix}-{os.getpid()}-{secrets.token_hex(2)}"
         self.masked = tuple(masked)
         self.bind_ro = tuple(str(path) for path in bind_ro)
+        self.network_bridge = network_bridge
+        self.own_lock = lock
+        self.own_reaper = reaper
+        self.setup = setup
         self.directory = GUESTS_DIR / self.name
         self.root = self.directory / "root"
         self.console_log = self.directory / "console.log"
@@ -329,18 +347,27 @@ class SystemdContainer:
 
     def boot(self):
         check_host()
-        self.lock = _lock()
+        if self.own_lock:
+            self.lock = take_lock()
         self.swept = sweep_stale()
+        self._prepare()
+        return self.power_on()
+
+    def _prepare(self):
+        """The guest's folder, its reaper, and its root: the overlay, its own machine id, the
+        masks, and the caller's setup."""
         upper, work = self.directory / "upper", self.directory / "work"
         for folder in (upper, work, self.root):
             folder.mkdir(parents=True)
         (self.directory / "owner.pid").write_text(_identity(os.getpid()))
         # The reaper inherits the lock, so that a harness killed outright keeps the next guest
         # waiting until its own is gone.
-        self.reaper = subprocess.Popen(
-            ["setpriv", "--pdeathsig", "TERM", sys.executable, "-c", REAPER, str(REPO_ROOT),
-             str(self.directory), str(os.getpid())],
-            stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=(self.lock.fileno(),))
+        if self.own_reaper:
+            self.reaper = subprocess.Popen(
+                ["setpriv", "--pdeathsig", "TERM", sys.executable, "-c", REAPER, str(REPO_ROOT),
+                 str(self.directory), str(os.getpid())],
+                stdin=subprocess.DEVNULL, start_new_session=True,
+                pass_fds=(self.lock.fileno(),) if self.lock is not None else ())
         subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
                         f"lowerdir=/,upperdir={upper},workdir={work}", str(self.root)],
                        check=True, stdin=subprocess.DEVNULL)
@@ -357,18 +384,25 @@ class SystemdContainer:
                 link.unlink()
             link.symlink_to("/dev/null")
         (self.root / "usr/sbin/policy-rc.d").unlink(missing_ok=True)
+        if self.setup is not None:
+            self.setup(self.root)
 
+    def power_on(self):
+        """Boots the guest from its root (again after power_off(), with whatever it had
+        installed and enabled); returns once systemd reports running or degraded."""
         # nspawn starts in the guest's own cgroups (see _cgroup_parents): a shell moves itself
         # there and then becomes nspawn.
         enter = ""
         for parent in _cgroup_parents():
             group = parent / f"{CGROUP_PREFIX}{self.name}"
-            group.mkdir()
+            group.mkdir(exist_ok=True)
             enter += f'echo $$ > "{group}/cgroup.procs" && '
         nspawn = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit",
                   "--system-call-filter=bpf", "--console=read-only", "-D", str(self.root),
                   "-M", self.name, "-b"] + [f"--bind-ro={path}" for path in self.bind_ro]
-        with open(self.console_log, "wb") as console:
+        if self.network_bridge:
+            nspawn.append(f"--network-bridge={self.network_bridge}")
+        with open(self.console_log, "ab") as console:
             self.nspawn = subprocess.Popen(
                 ["sh", "-c", enter + 'exec "$@"', "sh"] + nspawn,
                 stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
@@ -399,6 +433,23 @@ class SystemdContainer:
                                                f"{BOOT_TIMEOUT} s:\n" + self.console()))
         self.state_at_boot = state
         return self
+
+    def power_off(self, force=False, timeout=POWEROFF_TIMEOUT):
+        """Stops the guest and keeps its disk (power_on() boots it again). force: at once, as a
+        power cut would, with `systemctl poweroff --force --force` (the reboot() system call: the
+        kernel kills every process of the guest, no unit is stopped, nothing drains); else a
+        clean shutdown, units stopped in order."""
+        if self.nspawn is None or self.nspawn.poll() is not None:
+            raise ContainerError("the guest is not running")
+        argv = ["systemctl", "poweroff"] + (["--force", "--force"] if force else ["--no-block"])
+        # Forced, the command is killed with the rest of the guest: its exit status says nothing.
+        self.run(argv, check=False, timeout=10)
+        try:
+            self.nspawn.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ContainerError(f"the guest did not power off within {timeout} s:\n"
+                                 + self.console()) from None
+        self.init_pid = None
 
     def remove(self):
         """Powers the guest off (units stop as on a real shutdown), waits, kills what is left,
@@ -434,6 +485,20 @@ class SystemdContainer:
         if self.nspawn.poll() is not None:
             raise ContainerError(f"systemd-nspawn exited with {self.nspawn.returncode}:\n"
                                  + self.console())
+
+    def cpu_seconds(self):
+        """CPU time used by every process the guest has run, as its cgroup counts it (cgroup v2's
+        cpu.stat), or None where the guest has no cgroup of this harness's (a systemd host)."""
+        for parent in _cgroup_parents():
+            stat = parent / f"{CGROUP_PREFIX}{self.name}" / "cpu.stat"
+            try:
+                lines = stat.read_text().splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                if line.startswith("usage_usec "):
+                    return int(line.split()[1]) / 1e6
+        return None
 
     def console(self, lines=40):
         try:
@@ -482,9 +547,10 @@ class SystemdContainer:
         path.write_bytes(data)
         os.chmod(path, mode)
 
-    def unmask(self, unit):
-        """Takes back one of the masks set at boot, then reloads systemd."""
-        link = self.path(f"/etc/systemd/system/{unit}")
-        if link.is_symlink() and os.readlink(link) == "/dev/null":
-            link.unlink()
+    def unmask(self, *units):
+        """Takes back masks set at boot, then reloads systemd."""
+        for unit in units:
+            link = self.path(f"/etc/systemd/system/{unit}")
+            if link.is_symlink() and os.readlink(link) == "/dev/null":
+                link.unlink()
         self.systemctl("daemon-reload")

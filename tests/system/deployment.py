@@ -59,6 +59,39 @@ def expected_version():
                           text=True, stdout=subprocess.PIPE).stdout.strip()
 
 
+def build_next_package():
+    """The same tree built as the next patch version (TANDEM_VERSION_OVERRIDE), the package an
+    upgrade test upgrades to: in a build folder of its own next to the package under test
+    (ansible-upgrade/), shared by the tests that upgrade and incremental after the first build;
+    $TANDEM_JOBS compile jobs (2). Returns (path, version, seconds the build took)."""
+    repo_root = pathlib.Path(__file__).resolve().parents[2]
+    base = package_path()
+    major, minor, patch = expected_version().split(".")[:3]
+    version = f"{major}.{minor}.{int(patch) + 1}"
+    build = base.parent / "ansible-upgrade"
+    build_type = "RelWithDebInfo"
+    cache = base.parent / "CMakeCache.txt"
+    if cache.exists():
+        for line in cache.read_text().splitlines():
+            if line.startswith("CMAKE_BUILD_TYPE:") and line.split("=", 1)[1]:
+                build_type = line.split("=", 1)[1]
+    started = time.monotonic()
+    for argv in (["cmake", "-S", str(repo_root), "-B", str(build),
+                  f"-DCMAKE_BUILD_TYPE={build_type}", f"-DTANDEM_VERSION_OVERRIDE={version}",
+                  "-DTANDEM_BUILD_TESTS=OFF"],
+                 ["cmake", "--build", str(build), "-j", os.environ.get("TANDEM_JOBS", "2"),
+                  "--target", "deb"]):
+        result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, timeout=900, check=False)
+        assert result.returncode == 0, f"{' '.join(argv)}:\n{result.stdout[-3000:]}"
+    deb = build / f"tandem_{version}_amd64.deb"
+    assert deb.is_file(), f"cpack wrote no {deb}"
+    newer = subprocess.run(["dpkg", "--compare-versions", version, "gt", expected_version()],
+                           check=False).returncode == 0
+    assert newer, f"{version} is not newer than {expected_version()}"
+    return deb, version, time.monotonic() - started
+
+
 def require_free(port):
     """The guest's instances will listen on the host's port: nothing else may hold it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

@@ -1,0 +1,614 @@
+"""Beyond one host: ansible/inventories/example deployed onto five real hosts on this machine
+(systemd guests on a private bridge, reached over SSH: tests/multihost/conftest.py), and drills
+under load through the balancer:
+
+0. every host reaches its subnet and nothing else, and Ansible's key gets in;
+1. deploy.yml from scratch with app2 not yet in the inventory: two instances, sessions in Redis;
+2. app2 added to the inventory and deployed under load: its servers join in maint and enter
+   rotation once their instances answer: 0 failed requests;
+3. app1 powered off at once (both its instances): 0 failed GETs, its session clients carry on on
+   app2 with their counts; powered on, its instances come back into rotation by themselves;
+4. rolling-restart.yml across both app hosts (one host after the other, one instance at a time):
+   0 failed requests, never fewer than three of four instances in rotation;
+5. the same for an upgrade (deploy.yml with the next version);
+6. four instances against two on the CPU-bound route, with the ceiling the two cores allow;
+7. app2 deleted from the inventory and deployed under load: its servers are drained, then put in
+   maint, then dropped: 0 failed requests, its session clients carry on on app1; then app2 is
+   switched off and nothing notices.
+
+The load, from this machine through the bridge: RATE GET /api/whoami per second and CLIENTS sticky
+clients (each its own cookie jar) sending POST /api/session, all over HTTPS to the name of the
+inventory's certificate, as deployed (plain HTTP is redirected). HAProxy's view of every server
+is read every 100 ms. The tests are one story and run in file order.
+"""
+
+import json
+import os
+import pathlib
+import re
+import statistics
+import subprocess
+import time
+
+import yaml
+
+from bench.scaling.figures import cpu_ceiling
+from tests.harness import load, procstat, wrk
+from tests.harness.ansible_guest import ANSIBLE_DIR
+from tests.harness.load import ContinuousLoad, Request
+from tests.harness.redis import check_sessions, check_sessions_across_failures, session_count
+from tests.harness.runtime_api import RotationMonitor, RuntimeApi
+from tests.harness.waiting import wait_until
+from tests.system.deployment import build_next_package, expected_version
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+EXAMPLE = ANSIBLE_DIR / "inventories/example"  # what conftest.py deploys
+
+RATE = 100  # GET /api/whoami per second through the balancer
+CLIENTS = 50  # sticky session clients
+# Between two rounds of one POST per client. A round of 50 HTTPS requests takes 1-1.5 s here
+# under the rest of the load: each client sends one about every 2 s, 25 POST/s in all.
+ROUND_PAUSE = 0.5
+BACKEND = "tandem"  # haproxy/defaults.yml's tandem_lb_backend_name, which the example keeps
+ADMIN_SOCKET = "/run/haproxy/admin.sock"
+LB = "lb1.example.net"
+APP1, APP2 = "app1.example.net", "app2.example.net"
+REDIS = "redis1.example.net"
+MONITORING = "mon1.example.net"
+# The instances of each application host, as its host_vars list them.
+INSTANCES = {host: yaml.safe_load((EXAMPLE / f"host_vars/{host}.yml").read_text())
+             ["tandem_app_instances"] for host in (APP1, APP2)}
+IDS = {host: [instance["id"] for instance in instances] for host, instances in INSTANCES.items()}
+ALL_IDS = IDS[APP1] + IDS[APP2]
+REDIS_PORT = 6379  # group_vars/all.yml's redis_port
+# The CPU-bound comparison: each request costs about this much CPU on an instance's worker (heavy
+# enough that one client address stays below HAProxy's per-source request rate, 300/s, when the
+# two cores are busy), measured for this long with this many connections after a warm-up.
+CPU_TARGET_MS = 10.0
+CPU_SECONDS = 8
+CPU_WARMUP = 2
+CPU_CONNECTIONS = 16
+
+
+# --- the deployment's view ------------------------------------------------------------------
+
+def lb_api(fleet):
+    return RuntimeApi(fleet.fleet[LB].guest.path(ADMIN_SOCKET))
+
+
+def statuses(fleet):
+    return lb_api(fleet).statuses(BACKEND)
+
+
+def wait_up(fleet, servers, timeout=30.0):
+    """Until HAProxy has exactly `servers`, each fully UP (its checks passed)."""
+    return wait_until(lambda: statuses(fleet), timeout, 0.2, f"{servers} UP in HAProxy",
+                      holds=lambda seen: set(seen) == set(servers)
+                      and all(status == "UP" for status in seen.values()))
+
+
+def require_ok(run):
+    assert run.ok, f"{' '.join(run.argv)} exited {run.returncode}:\n{run.tail(100)}"
+
+
+def address(fleet, host):
+    return fleet.fleet[host].address
+
+
+def tls(fleet):
+    """How clients reach the site: its name, resolved to the balancer as DNS would, verified
+    against the inventory's certificate."""
+    return {"ca_file": str(fleet.ca_file),
+            "resolve": (f"{fleet.site}:443:{address(fleet, LB)}",)}
+
+
+def site_url(fleet, path):
+    return f"https://{fleet.site}{path}"
+
+
+def guest_get(fleet, host, url):
+    """GET url from inside a host (the instances let their own host in); the answer's JSON."""
+    return json.loads(fleet.fleet[host].run(["curl", "-sS", "--max-time", "5", url]).stdout)
+
+
+def backend_retries(fleet):
+    """The backend's retries and redispatches so far (show stat's wretr, wredis), and the pid of
+    the HAProxy process that counted them."""
+    api = lb_api(fleet)
+    row = next(row for row in api.show_stat()
+               if row["pxname"] == BACKEND and row["svname"] == "BACKEND")
+    return {"wretr": int(row["wretr"] or 0), "wredis": int(row["wredis"] or 0),
+            "pid": api.worker_pid()}
+
+
+def unit_pids(fleet, host):
+    guest = fleet.fleet[host].guest
+    return {instance["id"]: guest.show(f"tandem@{instance['port']}.service", "MainPID")["MainPID"]
+            for instance in INSTANCES[host]}
+
+
+def stored_count(fleet):
+    return lambda session_id: session_count(REDIS_PORT, session_id,
+                                            password=fleet.secrets["vault_redis_password"],
+                                            host=address(fleet, REDIS))
+
+
+# --- load through the balancer, and what HAProxy saw -----------------------------------------
+
+class Traffic:
+    """RATE GET /api/whoami per second and CLIENTS sticky session clients over HTTPS through the
+    balancer, and HAProxy's servers read every 100 ms, from entering the `with` (after every
+    client has its session) until leaving it (a second later)."""
+
+    def __init__(self, fleet, name, warm=2.0, after=1.0):
+        self.fleet = fleet
+        self.name = name
+        self.warm = warm
+        self.after = after
+        self.monitor = self.gets = self.rounds = None
+        self.clients = []
+        self.retries = {}  # HAProxy's backend counters over the run: retries, redispatches
+        self.get_outcomes = []
+        self.began = self.ended = None
+
+    def __enter__(self):
+        options = tls(self.fleet)
+        self.retries = backend_retries(self.fleet)
+        try:
+            self.monitor = RotationMonitor(self.fleet.fleet[LB].guest.path(ADMIN_SOCKET),
+                                           BACKEND).__enter__()
+            self.gets = ContinuousLoad(site_url(self.fleet, "/api/whoami"), RATE,
+                                       **options).__enter__()
+            url = site_url(self.fleet, "/api/session")
+            self.clients = [load.Client(name=f"{self.name}-{n}", **options)
+                            for n in range(CLIENTS)]
+            self.rounds = load.Rounds(
+                self.clients, lambda client, n: load.session_post(url, client.name, n + 1),
+                ROUND_PAUSE).__enter__()
+            time.sleep(self.warm)
+        except BaseException:
+            self._stop()
+            raise
+        self.began = time.monotonic()
+        return self
+
+    def __exit__(self, kind, *rest):
+        self.ended = time.monotonic()
+        if kind is None:
+            time.sleep(self.after)
+        self._stop()
+        if kind is not None:
+            return
+        # The counters start again at 0 in the process a reload starts: then only its own count.
+        after = backend_retries(self.fleet)
+        reloaded = after["pid"] != self.retries["pid"]
+        self.retries = {name: after[name] - (0 if reloaded else self.retries[name])
+                        for name in ("wretr", "wredis")}
+        self.retries["since"] = "since HAProxy's reload" if reloaded else "in all"
+
+    def _stop(self):
+        try:
+            if self.rounds is not None:
+                self.rounds.stop()
+        finally:
+            if self.gets is not None:
+                self.get_outcomes = self.gets.stop()
+            if self.monitor is not None:
+                self.monitor.__exit__(None, None, None)
+            for client in self.clients:
+                client.close()
+
+    @property
+    def posts(self):
+        return [outcome for client in self.clients for outcome in client.outcomes]
+
+    def summarize(self, report):
+        """Prints every figure: requests and failures, who answered, the servers in rotation over
+        time and the states each went through. Returns (failed GETs, failed POSTs, in rotation
+        at each sample)."""
+        gets, posts = self.get_outcomes, self.posts
+        failed_gets = [o for o in gets if not o.ok]
+        failed_posts = [o for o in posts if not o.ok]
+        seconds = gets[-1].scheduled - gets[0].scheduled if len(gets) > 1 else 0.0
+        post_seconds = (max(o.finished for o in posts) - min(o.started for o in posts)
+                        if posts else 0.0)
+        answered = {server: sum(1 for o in gets + posts if o.ok and o.instance == server)
+                    for server in sorted({o.instance for o in gets + posts if o.ok})}
+        report(f"{self.name}: {len(gets)} GET in {seconds:.1f} s ({len(gets) / max(seconds, 1):.1f}"
+               f"/s), {len(failed_gets)} failed; {len(posts)} POST /api/session from {CLIENTS} "
+               f"sticky clients ({len(posts) / max(post_seconds, 1):.1f}/s), "
+               f"{len(failed_posts)} failed; answered by {answered}; HAProxy "
+               f"retried {self.retries['wretr']} and redispatched {self.retries['wredis']} "
+               f"({self.retries['since']})")
+        for failure in (failed_gets + failed_posts)[:8]:
+            report(f"{self.name}:   failed at +{failure.started - self.began:.2f} s: "
+                   f"{failure.request.method} status {failure.status} "
+                   f"{failure.error or failure.body[:100]!r}")
+        in_rotation = self.monitor.in_rotation()
+        report(f"{self.name}: HAProxy read {len(self.monitor.samples)} times (longest gap "
+               f"{self.monitor.longest_gap() * 1000:.0f} ms, {self.monitor.errors} errors); "
+               f"instances in rotation: min {min(in_rotation, default=0)}, "
+               f"max {max(in_rotation, default=0)}")
+        previous = {}
+        for offset, count, seen in self.monitor.timeline(self.began):
+            changed = {server: status or "(absent)" for server, status in
+                       {**{s: "" for s in previous}, **seen}.items()
+                       if previous.get(server) != status}
+            report(f"{self.name}:   {offset:+7.1f} s  {count} in rotation  "
+                   + ", ".join(f"{server} {status}" for server, status in sorted(changed.items())))
+            previous = seen
+        return failed_gets, failed_posts, in_rotation
+
+    def answered_by(self, server, after=None):
+        return sum(1 for o in self.get_outcomes + self.posts
+                   if o.ok and o.instance == server and (after is None or o.started > after))
+
+
+def last_instance(client):
+    """The instance that answered the client's last successful request ("" if none did)."""
+    return next((o.instance for o in reversed(client.outcomes) if o.ok), "")
+
+
+def check_counts(fleet, report, traffic, strict=True):
+    """Every sticky client's session went on 1, 2, 3... (strict), or across failures (see
+    check_sessions_across_failures), up to what Redis holds."""
+    if strict:
+        problems, moved = check_sessions(traffic.clients, stored_count(fleet))
+        skipped = 0
+    else:
+        problems, moved, skipped = check_sessions_across_failures(traffic.clients,
+                                                                  stored_count(fleet))
+    counts = [len([o for o in client.outcomes if o.ok]) for client in traffic.clients]
+    report(f"{traffic.name}: {CLIENTS - len(problems)} of {CLIENTS} session clients with every "
+           f"count in order and equal to Redis's ({min(counts)}..{max(counts)} answers each"
+           f"{f', {skipped} numbers skipped by failed requests that had counted' if skipped else ''}"
+           f"); {moved} moved to another instance")
+    for problem in problems[:5]:
+        report(f"{traffic.name}:   {problem}")
+    assert not problems, "\n".join(problems)
+    return moved
+
+
+def report_run(report, name, run):
+    recaps = {host.split(".")[0]: f"ok={r['ok']} changed={r['changed']} failed={r['failed']}"
+              for host, r in run.recaps().items()}
+    report(f"{name}: ansible-playbook {run.argv[1]} took {run.seconds:.1f} s, exit "
+           f"{run.returncode}; {recaps}")
+
+
+# --- 0. the fleet -----------------------------------------------------------------------------
+
+def test_each_host_reaches_the_bridge_subnet_and_nothing_else(fleet, report):
+    """One guest per inventory host, each in its own network namespace: its routing tables hold
+    the bridge's subnet alone (no default route, no IPv6), an outside address is unreachable,
+    and Ansible's key gets in over SSH at the host's address."""
+    booted = fleet.fleet
+    report(f"fleet up in {booted.timings['up']:.1f} s: "
+           + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in booted.timings.items()))
+    for host in booted.hosts.values():
+        main = booted.check_isolated(host)
+        default = host.run(["ip", "route", "show", "default"]).stdout.strip()
+        hostname = host.run(["hostname"]).stdout.strip()
+        over_ssh = subprocess.run(booted.ssh_argv(host.name, "hostname"), capture_output=True,
+                                  text=True, timeout=30, check=False)
+        report(f"{host.short} ({host.address}): routes {main}; default route: "
+               f"{default or 'none'}; ssh root@{host.address} hostname -> "
+               f"{over_ssh.stdout.strip()!r}")
+        assert main == [f"10.77.0.0/24 dev host0 proto kernel scope link src {host.address}"]
+        assert default == ""
+        assert over_ssh.returncode == 0 and over_ssh.stdout.strip() == hostname == host.short
+
+
+# --- 1. from scratch, without app2 --------------------------------------------------------------
+
+def test_deploy_from_scratch_without_app2(fleet, report):
+    """deploy.yml with app2 not in the inventory: HAProxy on lb1 balances app1's two instances,
+    which keep their sessions in Redis on redis1; app2 is left alone."""
+    run = fleet.playbook("deploy.yml", without={APP2})
+    report_run(report, "first deploy (no app2)", run)
+    require_ok(run)
+    assert APP2 not in run.recaps()
+    wait_up(fleet, IDS[APP1])
+    # One request at a time, each a new cookieless visitor: leastconn takes the servers in turn.
+    sequence = [load.parallel([Request("GET", site_url(fleet, "/api/whoami"))],
+                              **tls(fleet))[0].instance for _ in range(6)]
+    env = fleet.fleet[APP1].run(["cat", f"/etc/tandem/{INSTANCES[APP1][0]['port']}.env"]).stdout
+    store = re.search(r"^TANDEM_SESSION_STORE=(.*)$", env, re.MULTILINE).group(1)
+    bind = re.search(r"^TANDEM_BIND=(.*)$", env, re.MULTILINE).group(1)
+    app2_package = fleet.fleet[APP2].run(["dpkg-query", "-W", "tandem"], check=False)
+    redirect = load.parallel([Request("GET", f"http://{fleet.site}/api/whoami")],
+                             resolve=(f"{fleet.site}:80:{address(fleet, LB)}",))[0]
+    report(f"first deploy: HAProxy {statuses(fleet)}; one request at a time over HTTPS: "
+           f"{' '.join(sequence)}; plain HTTP answered {redirect.status} to "
+           f"{redirect.headers.get('location')}; app1's TANDEM_BIND {bind}, "
+           f"TANDEM_SESSION_STORE "
+           f"{store.replace(fleet.secrets['vault_redis_password'], '<password>')}; app2: "
+           f"{'tandem not installed' if app2_package.returncode else app2_package.stdout}")
+    assert set(sequence) == set(IDS[APP1])
+    assert redirect.status == 308
+    assert bind == address(fleet, APP1)
+    assert store == (f"redis://:{fleet.secrets['vault_redis_password']}@"
+                     f"{address(fleet, REDIS)}:{REDIS_PORT}/0")
+    assert app2_package.returncode != 0
+
+
+def prometheus_targets(fleet):
+    """instance_id of every instance the monitoring host's Prometheus scrapes (job tandem)."""
+    answer = guest_get(fleet, MONITORING, "http://127.0.0.1:9090/api/v1/targets?state=active")
+    return sorted(target["labels"]["instance_id"] for target in answer["data"]["activeTargets"]
+                  if target["labels"].get("job") == "tandem")
+
+
+# --- 2. a host added ----------------------------------------------------------------------------
+
+def test_app2_added_to_the_inventory_joins_under_load(fleet, report):
+    """app2 back in the inventory, deploy.yml under load: lb1 adds app2's servers in maint before
+    its reload, the tandem_app play installs and starts app2's instances and puts them in
+    rotation once they answer. 0 failed requests; the sessions go on."""
+    wait_up(fleet, IDS[APP1])
+    with Traffic(fleet, "app2 joins") as traffic:
+        run = fleet.playbook("deploy.yml")
+    failed_gets, failed_posts, in_rotation = traffic.summarize(report)
+    report_run(report, "app2 joins", run)
+    seen = {server: traffic.monitor.states_seen(server) for server in IDS[APP2]}
+    served = {server: traffic.answered_by(server) for server in IDS[APP2]}
+    report(f"app2 joins: app2's servers went {seen}; answered {served} requests")
+    require_ok(run)
+    assert not failed_gets and not failed_posts
+    for server in IDS[APP2]:
+        # In HAProxy from the start in maint, never in rotation before its instance answered.
+        assert seen[server][0] == "MAINT" and seen[server][-1] == "UP", seen
+        assert served[server] > 0
+    assert min(in_rotation) >= 2 and in_rotation[-1] == 4
+    check_counts(fleet, report, traffic)
+    wait_up(fleet, ALL_IDS)
+    targets = wait_until(lambda: prometheus_targets(fleet), 10, 0.5, "Prometheus's targets",
+                         holds=lambda found: found == sorted(ALL_IDS))
+    report(f"app2 joins: Prometheus on {MONITORING.split('.')[0]} scrapes {targets}")
+
+
+# --- 3. a host lost ------------------------------------------------------------------------------
+
+def test_app1_powered_off_under_load(fleet, report):
+    """app1 powered off at once (systemctl poweroff --force --force: every process killed, no
+    drain): HAProxy takes its two instances out, 0 GET fails, and the session clients it served
+    carry on on app2 with their counts. A POST in flight on app1 at that moment may fail (it is
+    never replayed: it may have counted). Powered on, app1 boots, its instances start (enabled)
+    and HAProxy's checks put them back."""
+    wait_up(fleet, ALL_IDS)
+    with Traffic(fleet, "app1 powered off") as traffic:
+        on_app1 = [client for client in traffic.clients if last_instance(client) in IDS[APP1]]
+        cut = time.monotonic()
+        fleet.fleet.power_off(APP1, force=True)
+        off = time.monotonic()
+        time.sleep(8.0)
+        powered_on = time.monotonic()
+        fleet.fleet.power_on(APP1)
+        booted = time.monotonic()
+        wait_up(fleet, ALL_IDS, timeout=60.0)
+        back = time.monotonic()
+        time.sleep(2.0)
+    failed_gets, failed_posts, in_rotation = traffic.summarize(report)
+    monitor = traffic.monitor
+    down = {server: monitor.first_time(server, lambda s: s.startswith("DOWN"), after=cut)
+            for server in IDS[APP1]}
+    up = {server: monitor.first_time(server, lambda s: s == "UP", after=powered_on)
+          for server in IDS[APP1]}
+    report(f"app1 powered off: {len(on_app1)} session clients were on app1; its guest was gone "
+           f"{off - cut:.2f} s after the command; HAProxy had app1's servers DOWN after "
+           + ", ".join(f"{s} {(t - cut) if t else float('nan'):.2f} s" for s, t in down.items())
+           + f"; powered on after {powered_on - cut:.1f} s, booted (ssh answering) in "
+           f"{booted - powered_on:.1f} s, every instance UP again "
+           + ", ".join(f"{s} {(t - powered_on) if t else float('nan'):.2f} s" for s, t in up.items())
+           + f" after power-on (all four UP {back - powered_on:.1f} s after it)")
+    after_cut = {client.name: sorted({o.instance for o in client.outcomes
+                                      if o.ok and cut < o.started < powered_on})
+                 for client in on_app1}
+    report(f"app1 powered off: its clients were answered, until app1 was back, by "
+           f"{sorted({i for found in after_cut.values() for i in found})}")
+    assert not failed_gets
+    posts_on_app1 = {client.name for client in on_app1}
+    assert all(f.request.url.endswith("/api/session") for f in failed_posts)
+    # Only the POSTs in flight on app1 when it went: at most one per client it served.
+    assert len(failed_posts) <= len(on_app1)
+    assert all(cut - 1.0 <= f.started <= off + 5.0 for f in failed_posts), failed_posts
+    failed_clients = {client.name for client in traffic.clients
+                      for o in client.outcomes if not o.ok}
+    assert failed_clients <= posts_on_app1
+    assert on_app1, "some session clients were on app1 before it went"
+    for name, answered in after_cut.items():
+        assert answered and set(answered) <= set(IDS[APP2]), (name, answered)
+    assert all(down.values()) and all(up.values())
+    assert min(in_rotation) >= 2
+    check_counts(fleet, report, traffic, strict=False)
+
+
+# --- 4 and 5. rolls across hosts ----------------------------------------------------------------
+
+def check_roll(fleet, report, name, traffic, run, pids_before):
+    failed_gets, failed_posts, in_rotation = traffic.summarize(report)
+    report_run(report, name, run)
+    out = {server: traffic.monitor.first_time(server, lambda s: s.startswith("MAINT"))
+           for server in ALL_IDS}
+    order = sorted((server for server in ALL_IDS if out[server]), key=out.get)
+    pids_after = {host: unit_pids(fleet, host) for host in (APP1, APP2)}
+    report(f"{name}: taken out in the order {' '.join(order)} (at "
+           + ", ".join(f"+{out[s] - traffic.began:.1f} s" for s in order)
+           + f"); main pids {pids_before} -> {pids_after}")
+    require_ok(run)
+    assert not failed_gets and not failed_posts
+    # One instance at a time, app1's two, then app2's: never fewer than three of four in rotation.
+    assert min(in_rotation) >= 3
+    assert order == ALL_IDS
+    for host in (APP1, APP2):
+        for server in IDS[host]:
+            assert pids_after[host][server] not in ("0", pids_before[host][server])
+    moved = check_counts(fleet, report, traffic)
+    assert moved == CLIENTS, "every client's instance was restarted under it"
+    wait_up(fleet, ALL_IDS)
+
+
+def test_rolling_restart_across_both_app_hosts(fleet, report):
+    """rolling-restart.yml under load: serial per host, one instance at a time through lb1."""
+    wait_up(fleet, ALL_IDS)
+    pids = {host: unit_pids(fleet, host) for host in (APP1, APP2)}
+    with Traffic(fleet, "rolling restart") as traffic:
+        run = fleet.playbook("rolling-restart.yml")
+    check_roll(fleet, report, "rolling restart", traffic, run, pids)
+
+
+def test_upgrade_across_both_app_hosts(fleet, report):
+    """deploy.yml with the next version under load: the package on every host, then the same
+    roll; every instance reports the new version."""
+    deb, version, seconds = build_next_package()
+    report(f"upgrade: built {deb.name} in {seconds:.1f} s")
+    wait_up(fleet, ALL_IDS)
+    pids = {host: unit_pids(fleet, host) for host in (APP1, APP2)}
+    with Traffic(fleet, "upgrade") as traffic:
+        run = fleet.playbook("deploy.yml", extra_vars={"tandem_app_package": str(deb)})
+    versions = {instance["id"]: guest_get(
+        fleet, host, f"http://{address(fleet, host)}:{instance['port']}/health")["version"]
+        for host, instances in INSTANCES.items() for instance in instances}
+    installed = {host.split(".")[0]: fleet.fleet[host].run(
+        ["dpkg-query", "-W", "-f=${Version}", "tandem"]).stdout for host in (LB, APP1, APP2)}
+    report(f"upgrade: {expected_version()} -> {version}: installed {installed}, /health {versions}")
+    check_roll(fleet, report, "upgrade", traffic, run, pids)
+    assert set(versions.values()) == {version}
+    assert set(installed.values()) == {version}
+    # The release every later deployment names, as an operator's would.
+    fleet.release = deb
+
+
+# --- 6. four instances against two -------------------------------------------------------------
+
+def calibrate(fleet):
+    """The iterations of /api/load-test that cost CPU_TARGET_MS, from the processingTime (ms)
+    the instances report for a probe."""
+    probe = 1_000_000
+    times = []
+    for _ in range(7):
+        outcome = load.parallel([Request("GET", site_url(
+            fleet, f"/api/load-test?iterations={probe}"))], **tls(fleet))[0]
+        assert outcome.ok, (outcome.status, outcome.error, outcome.body[:200])
+        times.append(float(outcome.json()["processingTime"]))
+    return max(1, round(probe * CPU_TARGET_MS / statistics.median(times[2:])))
+
+
+def served(fleet):
+    """Requests each server has been sent so far (stot)."""
+    return {row["svname"]: int(row["stot"]) for row in lb_api(fleet).show_stat()
+            if row["pxname"] == BACKEND and row["svname"] not in ("FRONTEND", "BACKEND")}
+
+
+def cpu_phase(fleet, iterations, workdir, name):
+    """wrk on the CPU-bound route through lb1 (HTTPS), after a warm-up: requests/s, p99, errors,
+    and the CPU used by the serving hosts (lb1, app1, app2: every process of theirs) and wrk."""
+    url = f"https://{address(fleet, LB)}"
+    script = REPO_ROOT / "bench/wrk-load-test.lua"
+    wrk.run(url, script, connections=CPU_CONNECTIONS, seconds=CPU_WARMUP,
+            script_args=[iterations], log_path=workdir / f"wrk-{name}-warmup.txt")
+    guests = [fleet.fleet[host].guest for host in (LB, APP1, APP2)]
+    split_before = served(fleet)
+    cpu_before = sum(guest.cpu_seconds() for guest in guests)
+    busy_before = procstat.machine_busy_ticks()
+    result = wrk.run(url, script, connections=CPU_CONNECTIONS, seconds=CPU_SECONDS, latency=True,
+                     script_args=[iterations], log_path=workdir / f"wrk-{name}.txt")
+    busy = (procstat.machine_busy_ticks() - busy_before) / procstat.CLK_TCK
+    hosts_cpu = sum(guest.cpu_seconds() for guest in guests) - cpu_before
+    split_after = served(fleet)
+    line = result.line("WRK-JSON")
+    requests, seconds = line["requests"], line["duration_us"] / 1e6
+    return {"rps": requests / seconds, "requests": requests, "seconds": seconds,
+            "p99_ms": line["latency_us"]["p99"] / 1000, "errors": sum(line["errors"].values()),
+            "hosts_cpu": hosts_cpu, "wrk_cpu": result.cpu_seconds, "machine_cpu": busy,
+            "total_us": (hosts_cpu + result.cpu_seconds) * 1e6 / max(requests, 1),
+            "split": {s: split_after[s] - split_before.get(s, 0) for s in split_after}}
+
+
+def test_four_instances_against_two_on_the_cpu_bound_route(fleet, report):
+    """The CPU-bound route through lb1 with app2's instances in maint (two instances, app1's),
+    then with all four: on two cores four instances cannot double two's throughput. Printed side
+    by side: the measured ratio and the ceiling the cores allow (bench/scaling's: every core busy
+    at the CPU per request measured with four: instances, HAProxy, wrk), and how close to it the
+    four come."""
+    wait_up(fleet, ALL_IDS)
+    api = lb_api(fleet)
+    iterations = calibrate(fleet)
+    phases = {}
+    try:
+        for server in IDS[APP2]:
+            api.set_server_state(BACKEND, server, "maint")
+        phases["two"] = cpu_phase(fleet, iterations, fleet.workdir, "two")
+    finally:
+        for server in IDS[APP2]:
+            api.set_server_state(BACKEND, server, "ready")
+    wait_up(fleet, ALL_IDS)
+    phases["four"] = cpu_phase(fleet, iterations, fleet.workdir, "four")
+    two, four = phases["two"], phases["four"]
+    cpus = os.cpu_count() or 1
+    ratio = four["rps"] / two["rps"]
+    ceiling = cpu_ceiling(four["total_us"], two["rps"], four["rps"], cpus=cpus)
+    for name, phase in phases.items():
+        report(f"cpu-bound, {name} instances: {phase['rps']:.1f} requests/s ({phase['requests']} "
+               f"in {phase['seconds']:.1f} s, {CPU_CONNECTIONS} connections), p99 "
+               f"{phase['p99_ms']:.1f} ms, {phase['errors']} errors; split {phase['split']}; CPU "
+               f"{phase['total_us'] / 1000:.2f} ms per request (lb1+app1+app2 "
+               f"{phase['hosts_cpu']:.2f} s, wrk {phase['wrk_cpu']:.2f} s; the whole machine "
+               f"{phase['machine_cpu']:.2f} s of {cpus * phase['seconds']:.1f})")
+    report(f"cpu-bound ({iterations} iterations, about {CPU_TARGET_MS:g} ms of CPU each): four "
+           f"instances / two = {ratio:.3f}; ceiling the {cpus} cores allow: "
+           f"{ceiling['ceiling_ratio']:.3f} ({ceiling['ceiling_rps']:.1f} requests/s at "
+           f"{ceiling['total_cpu_us_per_request'] / 1000:.2f} ms of CPU per request); four "
+           f"instances reach {ceiling['machine_used']:.1%} of that ceiling, two reached "
+           f"{two['rps'] / ceiling['ceiling_rps']:.1%}")
+    assert two["errors"] == 0 and four["errors"] == 0
+    assert {s for s, n in two["split"].items() if n} == set(IDS[APP1])
+    assert all(four["split"][s] >= 0.1 * four["requests"] for s in ALL_IDS), four["split"]
+    # Two cores: four instances do not double two; and nothing beats the cores' ceiling.
+    assert ratio < 2.0
+    assert ratio <= ceiling["ceiling_ratio"] * 1.05
+    assert ratio >= 0.9
+    assert ceiling["machine_used"] >= 0.7
+
+
+# --- 7. a host removed --------------------------------------------------------------------------
+
+def test_app2_removed_from_the_inventory_is_drained_out_first(fleet, report):
+    """app2 deleted from the inventory, deploy.yml under load: lb1 drains app2's servers, puts
+    them in maint (their sticky clients go to app1, sessions intact), and only then reloads
+    without them. Then app2 is switched off, which nothing notices."""
+    wait_up(fleet, ALL_IDS)
+    with Traffic(fleet, "app2 removed") as traffic:
+        on_app2 = [client for client in traffic.clients if last_instance(client) in IDS[APP2]]
+        run = fleet.playbook("deploy.yml", without={APP2})
+        removed = time.monotonic()
+        fleet.fleet.power_off(APP2)
+        off = time.monotonic()
+    failed_gets, failed_posts, in_rotation = traffic.summarize(report)
+    report_run(report, "app2 removed", run)
+    seen = {server: traffic.monitor.states_seen(server) for server in IDS[APP2]}
+    maint = {server: traffic.monitor.first_time(server, lambda s: s.startswith("MAINT"))
+             for server in IDS[APP2]}
+    late = {server: traffic.answered_by(server, after=maint[server] + 0.5)
+            for server in IDS[APP2] if maint[server]}
+    targets = prometheus_targets(fleet)
+    report(f"app2 removed: app2's servers went {seen}; answered after maint: {late}; "
+           f"{len(on_app2)} session clients were on app2; app2 switched off "
+           f"{off - removed:.1f} s after the playbook; HAProxy now {statuses(fleet)}; "
+           f"Prometheus scrapes {targets}")
+    require_ok(run)
+    assert APP2 not in run.recaps()
+    assert not failed_gets and not failed_posts
+    for server in IDS[APP2]:
+        states = seen[server]
+        # Drained, then in maint, then dropped by the reload: in that order.
+        assert "DRAIN" in states and "MAINT" in states and states[-1] == "", states
+        assert states.index("DRAIN") < states.index("MAINT") < len(states) - 1, states
+        assert late.get(server) == 0
+    assert min(in_rotation) >= 2
+    assert set(statuses(fleet)) == set(IDS[APP1])
+    assert on_app2
+    for client in on_app2:
+        assert last_instance(client) in IDS[APP1]
+    check_counts(fleet, report, traffic)
+    assert targets == sorted(IDS[APP1])
