@@ -68,6 +68,9 @@ MASKED_UNITS = (
     # The monitoring's: the tandem_monitoring role configures and starts them where it is applied.
     "prometheus.service", "prometheus-alertmanager.service", "prometheus-node-exporter.service",
     "prometheus-blackbox-exporter.service",
+    # The pair of balancers' and the replicated sessions': the tandem_vip and redis roles
+    # configure and start them where they are applied (Debian enables both at installation).
+    "keepalived.service", "redis-sentinel.service",
 )
 CGROUP_PREFIX = "tandem-guest-"
 REQUIRED_TOOLS = ("systemd-nspawn", "systemd-id128", "nsenter", "mount", "umount", "setpriv")
