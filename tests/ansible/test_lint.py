@@ -154,7 +154,11 @@ def test_example_inventory_lists_every_instance_once():
     result = run(["ansible", "-i", "inventories/example", "tandem_lb", "-m",
                   "ansible.builtin.debug", "-a", "var=tandem_lb_backend_servers"])
     assert result.returncode == 0, result.stdout
-    servers = json.loads(result.stdout.split("=>", 1)[1])["tandem_lb_backend_servers"]
+    # One answer per balancer ("lb1.example.net | SUCCESS => {...}"): every one balances the same.
+    answers = [json.loads(block)["tandem_lb_backend_servers"] for block in
+               re.findall(r"=> (\{.*?^\})", result.stdout, re.MULTILINE | re.DOTALL)]
+    assert len(answers) == 2 and answers[0] == answers[1], result.stdout
+    servers = answers[0]
     ids = [server["id"] for server in servers]
     assert len(servers) == 4 and len(set(ids)) == 4, servers
     assert {(server["host"], server["port"]) for server in servers} == {
@@ -177,3 +181,57 @@ def test_up_prints_the_https_address_first():
     assert front_lines(8080, 0).splitlines()[0] == "  http://127.0.0.1:8080/api/whoami"
     up = (REPO_ROOT / "up").read_text()
     assert "https://127.0.0.1:$https_port/api/whoami" in up and "--https-port" in up
+
+
+def test_example_instances_find_redis_through_the_sentinels():
+    """Three Redis hosts: the instances get every Sentinel in a sentinel:// URL (the password
+    percent-encoded, for the data nodes and the Sentinels alike), or redis:// to the first host
+    with redis_sessions_through_sentinel false; and their firewall lets in every Redis host."""
+    def ask(var, *extra):
+        result = run(["ansible", "-i", "inventories/example", "app1.example.net", "-m",
+                      "ansible.builtin.debug", "-a", f"var={var}",
+                      "-e", "vault_redis_password=pass/word:0123456789", *extra])
+        assert result.returncode == 0, result.stdout
+        return json.loads(result.stdout.split("=>", 1)[1])[var]
+
+    assert ask("tandem_app_session_store") == (
+        "sentinel://:pass%2Fword%3A0123456789@10.0.0.30:26379,10.0.0.31:26379,10.0.0.32:26379"
+        "/tandem/0")
+    assert ask("tandem_app_session_store", "-e", "redis_sessions_through_sentinel=false") == \
+        "redis://:pass%2Fword%3A0123456789@10.0.0.30:6379/0"
+    assert {"10.0.0.30", "10.0.0.31", "10.0.0.32"} <= set(ask("tandem_app_ip_address_allow"))
+
+
+def test_keepalived_configuration_of_the_example_passes_keepalived_t(tmp_path):
+    """roles/tandem_vip's keepalived.conf, rendered for each balancer of the example inventory,
+    passes `keepalived -t` (the role's validate); each names the other as its one unicast peer,
+    starts as BACKUP with nopreempt, and has its own priority. The interface is one of this
+    machine's (keepalived -t refuses one that does not exist)."""
+    interface = next(path.name for path in sorted(pathlib.Path("/sys/class/net").iterdir())
+                      if path.name != "lo")
+    template = ANSIBLE_DIR / "roles/tandem_vip/templates/keepalived.conf.j2"
+    # The role's defaults, as extra variables, less those the inventory sets (which extra
+    # variables would override).
+    role_defaults = {name: value for name, value in
+                     load(ANSIBLE_DIR / "roles/tandem_vip/defaults/main.yml").items()
+                     if name not in ("tandem_vip_address", "tandem_vip_priority")}
+    priorities = {}
+    for balancer, peer in (("lb1", "10.0.0.11"), ("lb2", "10.0.0.10")):
+        dest = tmp_path / f"{balancer}.conf"
+        result = run(["ansible", "-i", "inventories/example", f"{balancer}.example.net",
+                      "-c", "local", "-m", "ansible.builtin.template",
+                      "-a", f"src={template} dest={dest}", "-e", json.dumps(role_defaults),
+                      "-e", f"tandem_vip_found_interface={interface}",
+                      "-e", "ansible_python_interpreter=/usr/bin/python3"])
+        assert result.returncode == 0, result.stdout
+        text = dest.read_text()
+        checked = subprocess.run(["keepalived", "-t", "-f", str(dest)], capture_output=True,
+                                 text=True, timeout=30, check=False)
+        assert checked.returncode == 0, checked.stderr + text
+        peers = re.search(r"unicast_peer \{\s*([^}]*)\}", text).group(1).split()
+        assert peers == [peer], text
+        assert re.search(r"^\s*state BACKUP$", text, re.MULTILINE)
+        assert re.search(r"^\s*nopreempt$", text, re.MULTILINE)
+        assert "vrrp_version 3" in text and "auth_pass" not in text
+        priorities[balancer] = int(re.search(r"^\s*priority (\d+)$", text, re.MULTILINE).group(1))
+    assert priorities == {"lb1": 150, "lb2": 100}

@@ -8,7 +8,8 @@ and the secrets supplied, never a second copy.
         fleet.playbook("deploy.yml", *inventory.args(without={"app2.example.net"}))
 
 - Addresses: each host's ansible_host in hosts.yml (an IPv4 address) is moved into the fleet's
-  subnet, keeping its last octet (10.0.0.21 becomes 10.77.0.21). Every other address the
+  subnet, keeping its last octet (10.0.0.21 becomes 10.77.0.21); move() does the same for an
+  address that belongs to no one host (the balancers' virtual address), which the caller passes. Every other address the
   inventory uses must derive from ansible_host (group_vars/all.yml does: the instances' bind
   address, Redis's, the balancer's admin listener), so nothing else needs replacing.
 - A generated inventory file, passed after the inventory (`-i INVENTORY -i GENERATED`), sets
@@ -54,8 +55,16 @@ class FleetInventory:
 
     def address(self, host):
         """The host's address in the fleet: the subnet's prefix, the inventory's last octet."""
-        last = ipaddress.ip_address(self.original[host]).packed[-1]
-        return str(self.subnet.network_address + last)
+        return self.move(self.original[host])
+
+    def move(self, address):
+        """Any address of the inventory's network (a host's, or a virtual address shared by
+        hosts: "10.0.0.9/24") moved into the fleet's subnet the same way, keeping a prefix
+        length if it has one (then the subnet's)."""
+        bare, _, prefix = str(address).partition("/")
+        last = ipaddress.ip_address(bare).packed[-1]
+        moved = str(self.subnet.network_address + last)
+        return f"{moved}/{self.subnet.prefixlen}" if prefix else moved
 
     def addresses(self):
         """{host: fleet address} of every host, in the inventory's order."""

@@ -17,6 +17,7 @@ import re
 import resource
 import secrets
 import subprocess
+import tempfile
 
 import pytest
 import yaml
@@ -29,7 +30,8 @@ EXAMPLE = ANSIBLE_DIR / "inventories/example"
 # The units each group's roles configure and start; the fleet's guests boot with them masked, as a
 # fresh server has them installed but not running, and unmasks them on the hosts of that group.
 GROUP_UNITS = {
-    "tandem_lb": ("haproxy.service",),
+    "tandem_lb": ("haproxy.service", "keepalived.service"),
+    "tandem_redis": ("redis-sentinel.service",),
     "tandem_monitoring": ("prometheus.service", "prometheus-alertmanager.service",
                           "prometheus-blackbox-exporter.service"),
     "all": ("prometheus-node-exporter.service",),
@@ -57,7 +59,16 @@ class Deployment:
         maxconn = example["tandem_lb_maxconn"]
         if hard != resource.RLIM_INFINITY:
             maxconn = min(maxconn, (hard - 256) // 2)
-        self.machine_vars = {"tandem_lb_maxconn": maxconn}
+        # The balancers' virtual address moves into the fleet's subnet as the hosts' do. The
+        # instances reach Redis through its Sentinels only if the package under test knows
+        # sentinel:// (issue "No single point of failure"); until then redis:// to the first
+        # Redis host, as before.
+        self.machine_vars = {
+            "tandem_lb_maxconn": maxconn,
+            "tandem_vip_address": inventory.move(example["tandem_vip_address"]),
+            "redis_sessions_through_sentinel": knows_sentinel(deb),
+        }
+        self.virtual_address = self.machine_vars["tandem_vip_address"].split("/")[0]
 
     def playbook(self, playbook, *args, without=(), extra_vars=None):
         """ansible-playbook over SSH with the example inventory (less the hosts `without`) and
@@ -66,6 +77,18 @@ class Deployment:
                   **(extra_vars or {})}
         return self.fleet.playbook(playbook, *self.inventory.args(without=without),
                                    "-e", json.dumps(values), *args)
+
+
+def knows_sentinel(deb):
+    """Whether the package's tandem-server takes a sentinel:// session store (its --help says)."""
+    with tempfile.TemporaryDirectory(prefix="tandem-deb-") as folder:
+        tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True,
+                             check=True, stdin=subprocess.DEVNULL).stdout
+        subprocess.run(["tar", "-x", "-C", folder, "./usr/bin/tandem-server"], input=tar,
+                       check=True)
+        shown = subprocess.run([f"{folder}/usr/bin/tandem-server", "--help"], capture_output=True,
+                               text=True, timeout=10, check=False, stdin=subprocess.DEVNULL)
+    return "sentinel://" in shown.stdout + shown.stderr
 
 
 def example_certificate(workdir, name):
@@ -92,7 +115,9 @@ def pytest_runtest_makereport(item, call):
                 continue
             try:
                 journal = host.guest.journal("-u", "tandem@*", "-u", "haproxy", "-u",
-                                             "redis-server", "-n", "40", "-o", "short-monotonic")
+                                             "redis-server", "-u", "redis-sentinel", "-u",
+                                             "keepalived", "-u", "tandem-lb-take-states",
+                                             "-n", "40", "-o", "short-monotonic")
             except Exception as error:  # Reporting must not hide the failure itself.
                 journal = f"(journal unavailable: {error})"
             report.sections.append((f"{host.short} journal", journal))
