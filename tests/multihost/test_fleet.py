@@ -1,4 +1,4 @@
-"""Beyond one host: ansible/inventories/example deployed onto five real hosts on this machine
+"""Beyond one host: ansible/inventories/example deployed onto eight real hosts on this machine
 (systemd guests on a private bridge, reached over SSH: tests/multihost/conftest.py), and drills
 under load through the balancer:
 
