@@ -22,7 +22,6 @@ inventory's certificate, as deployed (plain HTTP is redirected). HAProxy's view 
 is read every 100 ms. The tests are one story and run in file order.
 """
 
-import json
 import os
 import pathlib
 import re
@@ -35,23 +34,16 @@ import yaml
 from bench.scaling.figures import cpu_ceiling
 from tests.harness import load, procstat, wrk
 from tests.harness.ansible_guest import ANSIBLE_DIR
-from tests.harness.load import ContinuousLoad, Request
+from tests.harness.load import Request
 from tests.harness.redis import check_sessions, check_sessions_across_failures, session_count
-from tests.harness.runtime_api import RotationMonitor, RuntimeApi
 from tests.harness.waiting import wait_until
+from tests.multihost.drills import (BACKEND, CLIENTS, LB, Traffic, address, guest_get, lb_api,
+                                    report_run, require_ok, site_url, statuses, tls, wait_up)
 from tests.system.deployment import build_next_package, expected_version
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLE = ANSIBLE_DIR / "inventories/example"  # what conftest.py deploys
 
-RATE = 100  # GET /api/whoami per second through the balancer
-CLIENTS = 50  # sticky session clients
-# Between two rounds of one POST per client. A round of 50 HTTPS requests takes 1-1.5 s here
-# under the rest of the load: each client sends one about every 2 s, 25 POST/s in all.
-ROUND_PAUSE = 0.5
-BACKEND = "tandem"  # haproxy/defaults.yml's tandem_lb_backend_name, which the example keeps
-ADMIN_SOCKET = "/run/haproxy/admin.sock"
-LB = "lb1.example.net"
 APP1, APP2 = "app1.example.net", "app2.example.net"
 REDIS = "redis1.example.net"
 MONITORING = "mon1.example.net"
@@ -70,56 +62,7 @@ CPU_WARMUP = 2
 CPU_CONNECTIONS = 16
 
 
-# --- the deployment's view ------------------------------------------------------------------
-
-def lb_api(fleet):
-    return RuntimeApi(fleet.fleet[LB].guest.path(ADMIN_SOCKET))
-
-
-def statuses(fleet):
-    return lb_api(fleet).statuses(BACKEND)
-
-
-def wait_up(fleet, servers, timeout=30.0):
-    """Until HAProxy has exactly `servers`, each fully UP (its checks passed)."""
-    return wait_until(lambda: statuses(fleet), timeout, 0.2, f"{servers} UP in HAProxy",
-                      holds=lambda seen: set(seen) == set(servers)
-                      and all(status == "UP" for status in seen.values()))
-
-
-def require_ok(run):
-    assert run.ok, f"{' '.join(run.argv)} exited {run.returncode}:\n{run.tail(100)}"
-
-
-def address(fleet, host):
-    return fleet.fleet[host].address
-
-
-def tls(fleet):
-    """How clients reach the site: its name, resolved to the balancer as DNS would, verified
-    against the inventory's certificate."""
-    return {"ca_file": str(fleet.ca_file),
-            "resolve": (f"{fleet.site}:443:{address(fleet, LB)}",)}
-
-
-def site_url(fleet, path):
-    return f"https://{fleet.site}{path}"
-
-
-def guest_get(fleet, host, url):
-    """GET url from inside a host (the instances let their own host in); the answer's JSON."""
-    return json.loads(fleet.fleet[host].run(["curl", "-sS", "--max-time", "5", url]).stdout)
-
-
-def backend_retries(fleet):
-    """The backend's retries and redispatches so far (show stat's wretr, wredis), and the pid of
-    the HAProxy process that counted them."""
-    api = lb_api(fleet)
-    row = next(row for row in api.show_stat()
-               if row["pxname"] == BACKEND and row["svname"] == "BACKEND")
-    return {"wretr": int(row["wretr"] or 0), "wredis": int(row["wredis"] or 0),
-            "pid": api.worker_pid()}
-
+# --- the deployment's view (more in drills.py) ----------------------------------------------
 
 def unit_pids(fleet, host):
     guest = fleet.fleet[host].guest
@@ -131,117 +74,6 @@ def stored_count(fleet):
     return lambda session_id: session_count(REDIS_PORT, session_id,
                                             password=fleet.secrets["vault_redis_password"],
                                             host=address(fleet, REDIS))
-
-
-# --- load through the balancer, and what HAProxy saw -----------------------------------------
-
-class Traffic:
-    """RATE GET /api/whoami per second and CLIENTS sticky session clients over HTTPS through the
-    balancer, and HAProxy's servers read every 100 ms, from entering the `with` (after every
-    client has its session) until leaving it (a second later)."""
-
-    def __init__(self, fleet, name, warm=2.0, after=1.0):
-        self.fleet = fleet
-        self.name = name
-        self.warm = warm
-        self.after = after
-        self.monitor = self.gets = self.rounds = None
-        self.clients = []
-        self.retries = {}  # HAProxy's backend counters over the run: retries, redispatches
-        self.get_outcomes = []
-        self.began = self.ended = None
-
-    def __enter__(self):
-        options = tls(self.fleet)
-        self.retries = backend_retries(self.fleet)
-        try:
-            self.monitor = RotationMonitor(self.fleet.fleet[LB].guest.path(ADMIN_SOCKET),
-                                           BACKEND).__enter__()
-            self.gets = ContinuousLoad(site_url(self.fleet, "/api/whoami"), RATE,
-                                       **options).__enter__()
-            url = site_url(self.fleet, "/api/session")
-            self.clients = [load.Client(name=f"{self.name}-{n}", **options)
-                            for n in range(CLIENTS)]
-            self.rounds = load.Rounds(
-                self.clients, lambda client, n: load.session_post(url, client.name, n + 1),
-                ROUND_PAUSE).__enter__()
-            time.sleep(self.warm)
-        except BaseException:
-            self._stop()
-            raise
-        self.began = time.monotonic()
-        return self
-
-    def __exit__(self, kind, *rest):
-        self.ended = time.monotonic()
-        if kind is None:
-            time.sleep(self.after)
-        self._stop()
-        if kind is not None:
-            return
-        # The counters start again at 0 in the process a reload starts: then only its own count.
-        after = backend_retries(self.fleet)
-        reloaded = after["pid"] != self.retries["pid"]
-        self.retries = {name: after[name] - (0 if reloaded else self.retries[name])
-                        for name in ("wretr", "wredis")}
-        self.retries["since"] = "since HAProxy's reload" if reloaded else "in all"
-
-    def _stop(self):
-        try:
-            if self.rounds is not None:
-                self.rounds.stop()
-        finally:
-            if self.gets is not None:
-                self.get_outcomes = self.gets.stop()
-            if self.monitor is not None:
-                self.monitor.__exit__(None, None, None)
-            for client in self.clients:
-                client.close()
-
-    @property
-    def posts(self):
-        return [outcome for client in self.clients for outcome in client.outcomes]
-
-    def summarize(self, report):
-        """Prints every figure: requests and failures, who answered, the servers in rotation over
-        time and the states each went through. Returns (failed GETs, failed POSTs, in rotation
-        at each sample)."""
-        gets, posts = self.get_outcomes, self.posts
-        failed_gets = [o for o in gets if not o.ok]
-        failed_posts = [o for o in posts if not o.ok]
-        seconds = gets[-1].scheduled - gets[0].scheduled if len(gets) > 1 else 0.0
-        post_seconds = (max(o.finished for o in posts) - min(o.started for o in posts)
-                        if posts else 0.0)
-        answered = {server: sum(1 for o in gets + posts if o.ok and o.instance == server)
-                    for server in sorted({o.instance for o in gets + posts if o.ok})}
-        report(f"{self.name}: {len(gets)} GET in {seconds:.1f} s ({len(gets) / max(seconds, 1):.1f}"
-               f"/s), {len(failed_gets)} failed; {len(posts)} POST /api/session from {CLIENTS} "
-               f"sticky clients ({len(posts) / max(post_seconds, 1):.1f}/s), "
-               f"{len(failed_posts)} failed; answered by {answered}; HAProxy "
-               f"retried {self.retries['wretr']} and redispatched {self.retries['wredis']} "
-               f"({self.retries['since']})")
-        for failure in (failed_gets + failed_posts)[:8]:
-            report(f"{self.name}:   failed at +{failure.started - self.began:.2f} s: "
-                   f"{failure.request.method} status {failure.status} "
-                   f"{failure.error or failure.body[:100]!r}")
-        in_rotation = self.monitor.in_rotation()
-        report(f"{self.name}: HAProxy read {len(self.monitor.samples)} times (longest gap "
-               f"{self.monitor.longest_gap() * 1000:.0f} ms, {self.monitor.errors} errors); "
-               f"instances in rotation: min {min(in_rotation, default=0)}, "
-               f"max {max(in_rotation, default=0)}")
-        previous = {}
-        for offset, count, seen in self.monitor.timeline(self.began):
-            changed = {server: status or "(absent)" for server, status in
-                       {**{s: "" for s in previous}, **seen}.items()
-                       if previous.get(server) != status}
-            report(f"{self.name}:   {offset:+7.1f} s  {count} in rotation  "
-                   + ", ".join(f"{server} {status}" for server, status in sorted(changed.items())))
-            previous = seen
-        return failed_gets, failed_posts, in_rotation
-
-    def answered_by(self, server, after=None):
-        return sum(1 for o in self.get_outcomes + self.posts
-                   if o.ok and o.instance == server and (after is None or o.started > after))
 
 
 def last_instance(client):
@@ -267,13 +99,6 @@ def check_counts(fleet, report, traffic, strict=True):
         report(f"{traffic.name}:   {problem}")
     assert not problems, "\n".join(problems)
     return moved
-
-
-def report_run(report, name, run):
-    recaps = {host.split(".")[0]: f"ok={r['ok']} changed={r['changed']} failed={r['failed']}"
-              for host, r in run.recaps().items()}
-    report(f"{name}: ansible-playbook {run.argv[1]} took {run.seconds:.1f} s, exit "
-           f"{run.returncode}; {recaps}")
 
 
 # --- 0. the fleet -----------------------------------------------------------------------------
