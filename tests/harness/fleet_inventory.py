@@ -9,9 +9,10 @@ and the secrets supplied, never a second copy.
 
 - Addresses: each host's ansible_host in hosts.yml (an IPv4 address) is moved into the fleet's
   subnet, keeping its last octet (10.0.0.21 becomes 10.77.0.21); move() does the same for an
-  address that belongs to no one host (the balancers' virtual address), which the caller passes. Every other address the
-  inventory uses must derive from ansible_host (group_vars/all.yml does: the instances' bind
-  address, Redis's, the balancer's admin listener), so nothing else needs replacing.
+  address that belongs to no one host (the balancers' virtual address), which the caller
+  passes. Every other address the inventory uses must derive from ansible_host
+  (group_vars/all.yml does: the instances' bind address, Redis's, the balancer's admin
+  listener), so nothing else needs replacing.
 - A generated inventory file, passed after the inventory (`-i INVENTORY -i GENERATED`), sets
   those ansible_host values (host variables: the later source wins) and the secrets, as group
   variables of `all` (the vault_* variables the inventory refers to; no other source defines
