@@ -98,12 +98,13 @@ def test_the_rendered_configurations_pass_promtool_and_amtool(tmp_path, inventor
     assert checked.returncode == 0, checked.stdout
 
 
-@pytest.mark.parametrize("inventory, balancer, front", [
-    ("local", "tandem-local", "https://127.0.0.1:443/health"),
-    ("example", "lb1.example.net", "https://10.0.0.10:443/health"),
+@pytest.mark.parametrize("inventory, fronts", [
+    ("local", {"tandem-local": "https://127.0.0.1:443/health"}),
+    ("example", {"lb1.example.net": "https://10.0.0.10:443/health",
+                 "lb2.example.net": "https://10.0.0.11:443/health"}),
 ])
 def test_the_https_probe_reaches_every_balancers_front_through_the_exporter(tmp_path, inventory,
-                                                                           balancer, front):
+                                                                           fronts):
     rendered = render(tmp_path, inventory)
     job = scrape_jobs(yaml.safe_load(rendered["prometheus.yml"].read_text()))["https"]
     blackbox = yaml.safe_load(rendered["blackbox.yml"].read_text())
@@ -113,7 +114,8 @@ def test_the_https_probe_reaches_every_balancers_front_through_the_exporter(tmp_
     assert module["http"]["fail_if_not_ssl"] is True
     assert module["http"]["tls_config"]["insecure_skip_verify"] is True
     assert job["metrics_path"] == "/probe"
-    assert job["static_configs"] == [{"targets": [front], "labels": {"host": balancer}}]
+    assert job["static_configs"] == [{"targets": [front], "labels": {"host": balancer}}
+                                     for balancer, front in fronts.items()]
     # The standard relabeling: the front is the probe's target and the instance; the exporter,
     # on the monitoring host's listen address, is scraped.
     assert job["relabel_configs"] == [
