@@ -53,6 +53,8 @@ VARIANTS = {
     "plain HTTP served beside HTTPS": {"tandem_lb_http_redirect": False},
     "HTTPS on another port, with HSTS": {"tandem_lb_https_port": 8443,
                                          "tandem_lb_hsts_max_age": 63072000},
+    "a balancer of a pair, with the read-only API for its peer": {
+        "tandem_lb_peer_api_bind": "10.0.0.10:8405"},
 }
 
 
@@ -296,3 +298,17 @@ def test_without_https_nothing_of_tls_is_rendered():
     text = config.render({"tandem_lb_https_port": 0})
     assert "ssl" not in text.replace("ssl_fc", "")
     assert "redirect" not in text and "Strict-Transport-Security" not in text
+
+
+def test_the_peer_api_is_read_only_and_second():
+    """A balancer of a pair gives its peer a second runtime API on the private network, at level
+    user (`show` only), and the admin socket stays the first `stats socket` (the package's
+    haproxy-server-state saves the states through the first); none by default."""
+    sockets = [line.split() for line in config.render().splitlines()
+               if line.strip().startswith("stats socket")]
+    assert len(sockets) == 1
+    sockets = [line.split() for line in config.render(
+        {"tandem_lb_peer_api_bind": "10.0.0.10:8405"}).splitlines()
+        if line.strip().startswith("stats socket")]
+    assert [words[2] for words in sockets] == ["/run/haproxy/admin.sock", "ipv4@10.0.0.10:8405"]
+    assert sockets[1][3:] == ["level", "user"]
