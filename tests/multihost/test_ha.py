@@ -201,9 +201,10 @@ def test_dead_balancer_comes_back_as_backup_with_the_current_states(fleet, repor
     taken = guest.show("tandem-lb-take-states.service", "Result",
                        "ExecMainExitTimestampMonotonic")
     keepalived = guest.show("keepalived.service", "ExecMainStartTimestampMonotonic")
-    copied = guest.journal("-u", "tandem-lb-take-states.service", "-o", "cat")
-    vrrp = [line for line in guest.journal("-u", "keepalived.service", "-o", "cat").splitlines()
-            if "STATE" in line]
+    copied = guest.journal("-b", "-u", "tandem-lb-take-states.service", "-o", "cat")
+    # This boot's only: in the one before, it held the address.
+    vrrp = [line for line in guest.journal("-b", "-u", "keepalived.service", "-o",
+                                           "cat").splitlines() if "STATE" in line]
     seen = statuses(fleet, dead)
     moved = sorted({tuple(found) for _, found in samples})
     report(f"balancer back: {dead.split('.')[0]} booted in {booted - on:.1f} s, keepalived "
