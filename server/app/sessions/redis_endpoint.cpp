@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 
 #include <charconv>
-#include <string_view>
 
 #include "runtime/config.hpp"
 
@@ -32,6 +31,50 @@ std::optional<std::string> percent_decode_strict(std::string_view text) {
 
 }  // namespace
 
+bool take_redis_credentials(std::string_view& rest, RedisEndpoint& endpoint) {
+  // Credentials, if any, end at the last '@' before the host.
+  const auto at = rest.rfind('@');
+  if (at == std::string_view::npos) return true;
+  std::string_view userinfo = rest.substr(0, at);
+  const auto colon = userinfo.find(':');
+  if (colon == std::string_view::npos) return false;  // A password is required.
+  endpoint.user = std::string(userinfo.substr(0, colon));
+  auto password = percent_decode_strict(userinfo.substr(colon + 1));
+  if (!password || password->empty()) return false;
+  endpoint.password = *password;
+  rest.remove_prefix(at + 1);
+  return true;
+}
+
+std::optional<HostPort> parse_host_port(std::string_view text) {
+  HostPort result;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    result.host = std::string(text.substr(1, close - 1));
+    in6_addr address{};
+    if (inet_pton(AF_INET6, result.host.c_str(), &address) != 1) return std::nullopt;
+    text.remove_prefix(close + 1);
+  } else {
+    const auto colon = text.find(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    if (!is_valid_host_name(text.substr(0, colon))) return std::nullopt;
+    result.host = std::string(text.substr(0, colon));
+    text.remove_prefix(colon);
+  }
+  if (text.empty() || text.front() != ':') return std::nullopt;
+  const auto port = parse_unsigned(text.substr(1));
+  if (!port || *port < 1 || *port > 65535) return std::nullopt;
+  result.port = static_cast<uint16_t>(*port);
+  return result;
+}
+
+std::optional<int> parse_redis_db(std::string_view text) {
+  const auto db = parse_unsigned(text);
+  if (!db || *db > kMaxRedisDb) return std::nullopt;
+  return static_cast<int>(*db);
+}
+
 std::optional<RedisEndpoint> parse_redis_url(const std::string& url) {
   constexpr std::string_view kScheme = "redis://";
   std::string_view rest = url;
@@ -39,45 +82,16 @@ std::optional<RedisEndpoint> parse_redis_url(const std::string& url) {
   rest.remove_prefix(kScheme.size());
 
   RedisEndpoint endpoint;
-  // Credentials, if any, end at the last '@' before the host.
-  if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
-    std::string_view userinfo = rest.substr(0, at);
-    const auto colon = userinfo.find(':');
-    if (colon == std::string_view::npos) return std::nullopt;  // A password is required.
-    endpoint.user = std::string(userinfo.substr(0, colon));
-    auto password = percent_decode_strict(userinfo.substr(colon + 1));
-    if (!password || password->empty()) return std::nullopt;
-    endpoint.password = *password;
-    rest.remove_prefix(at + 1);
-  }
-  std::string_view host;
-  if (!rest.empty() && rest.front() == '[') {
-    const auto close = rest.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    host = rest.substr(1, close - 1);
-    endpoint.host = std::string(host);
-    in6_addr address{};
-    if (inet_pton(AF_INET6, endpoint.host.c_str(), &address) != 1) return std::nullopt;
-    rest.remove_prefix(close + 1);
-  } else {
-    const auto colon = rest.find(':');
-    if (colon == std::string_view::npos) return std::nullopt;
-    host = rest.substr(0, colon);
-    if (!is_valid_host_name(host)) return std::nullopt;
-    endpoint.host = std::string(host);
-    rest.remove_prefix(colon);
-  }
-
-  if (rest.empty() || rest.front() != ':') return std::nullopt;
-  rest.remove_prefix(1);
+  if (!take_redis_credentials(rest, endpoint)) return std::nullopt;
   const auto slash = rest.find('/');
-  const auto port = parse_unsigned(rest.substr(0, slash));
-  if (!port || *port < 1 || *port > 65535) return std::nullopt;
-  endpoint.port = static_cast<uint16_t>(*port);
+  auto address = parse_host_port(rest.substr(0, slash));
+  if (!address) return std::nullopt;
+  endpoint.host = std::move(address->host);
+  endpoint.port = address->port;
   if (slash != std::string_view::npos) {
-    const auto db = parse_unsigned(rest.substr(slash + 1));
-    if (!db || *db > kMaxRedisDb) return std::nullopt;
-    endpoint.db = static_cast<int>(*db);
+    const auto db = parse_redis_db(rest.substr(slash + 1));
+    if (!db) return std::nullopt;
+    endpoint.db = *db;
   }
   return endpoint;
 }
