@@ -51,6 +51,7 @@ class RedisProcess {
   // Runs `argv` (argv[0] found on PATH) with stdout and stderr to `log_path` (or /dev/null).
   RedisProcess(uint16_t port, std::vector<std::string> argv, const std::string& log_path = {})
       : port_(port) {
+    std::fflush(stdout);  // Or the child's freopen writes the parent's buffered output again.
     pid_ = fork();
     if (pid_ == 0) {
       std::freopen(log_path.empty() ? "/dev/null" : log_path.c_str(), "w", stdout);
@@ -108,12 +109,14 @@ inline std::vector<std::string> redis_server_args(uint16_t port, const std::stri
   return args;
 }
 
-// Sends one command to the Redis or Sentinel on `port` and waits for the answer (at most 2 s):
+// Sends one command to the Redis or Sentinel on `port` (in database `db` unless 0) and waits
+// for the answer (at most 2 s):
 // its strings and integers, arrays flattened; an error reply as one string starting with '-';
 // nullopt when nothing answered.
 inline std::optional<std::vector<std::string>> redis_command(uint16_t port,
                                                              const std::string& password,
-                                                             const std::vector<std::string>& args) {
+                                                             const std::vector<std::string>& args,
+                                                             int db = 0) {
   timeval timeout{2, 0};
   redisContext* context = redisConnectWithTimeout("127.0.0.1", port, timeout);
   if (context == nullptr || context->err != 0) {
@@ -133,6 +136,9 @@ inline std::optional<std::vector<std::string>> redis_command(uint16_t port,
   };
   if (!password.empty()) {
     if (redisReply* auth = run({"AUTH", password})) freeReplyObject(auth);
+  }
+  if (db != 0) {
+    if (redisReply* select = run({"SELECT", std::to_string(db)})) freeReplyObject(select);
   }
   redisReply* reply = run(args);
   std::optional<std::vector<std::string>> result;
