@@ -67,7 +67,7 @@ void SentinelResolver::resolve(Resolved done) {
   if (closed_) return;
   pending_ = std::move(done);
   drop_query();
-  if (hint_) {
+  if (hint_ && std::chrono::steady_clock::now() < hint_until_) {
     // +switch-master named the new master: try it first; the store's ROLE check still decides.
     HostPort hint = std::move(*hint_);
     hint_.reset();
@@ -75,6 +75,7 @@ void SentinelResolver::resolve(Resolved done) {
     finish(endpoint_.node(hint), {});
     return;
   }
+  hint_.reset();
   last_error_.clear();
   ask(0);
 }
@@ -286,6 +287,7 @@ void SentinelResolver::on_message(redisReply* reply) {
   log_.info("session_store_master_switched",
             {{"from", old_host + ":" + old_port}, {"to", new_host + ":" + new_port}});
   hint_ = HostPort{new_host, static_cast<uint16_t>(*port)};
+  hint_until_ = std::chrono::steady_clock::now() + kHintLifetime;
   if (moved_) moved_(new_host, static_cast<uint16_t>(*port));
 }
 

@@ -44,6 +44,9 @@ class SentinelResolver final : public RedisEndpointSource {
   static constexpr std::chrono::milliseconds kSentinelTimeout{500};
   // Before subscribing again after the subscription's Sentinel went away.
   static constexpr std::chrono::milliseconds kResubscribeDelay{500};
+  // How long a +switch-master's address may stand in for asking the Sentinels: long enough for
+  // the reconnect it causes, too short to outlive a later lost connection.
+  static constexpr std::chrono::milliseconds kHintLifetime{5000};
 
  private:
   // Asks the Sentinel at `index` of the list; past the end, resolving fails.
@@ -69,8 +72,9 @@ class SentinelResolver final : public RedisEndpointSource {
   Log& log_;
   bool closed_ = false;
   Moved moved_;
-  Resolved pending_;                 // The store's resolve in progress; empty when none.
-  std::optional<HostPort> hint_;     // From +switch-master, tried first by the next resolve.
+  Resolved pending_;              // The store's resolve in progress; empty when none.
+  std::optional<HostPort> hint_;  // From +switch-master, tried first by the next resolve.
+  std::chrono::steady_clock::time_point hint_until_;  // After it, the hint is too old to use.
   bool last_from_sentinel_ = false;  // Whether the last node resolved came from a Sentinel.
   std::size_t asking_ = 0;           // Index of the Sentinel being asked.
   std::string last_error_;           // Why the last Sentinel asked did not answer.
