@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "runtime/config.hpp"
@@ -30,6 +31,12 @@ std::optional<std::string> percent_decode_strict(std::string_view text) {
 }
 
 }  // namespace
+
+bool take_scheme(std::string_view& rest, std::string_view scheme) {
+  if (rest.substr(0, scheme.size()) != scheme) return false;
+  rest.remove_prefix(scheme.size());
+  return true;
+}
 
 bool take_redis_credentials(std::string_view& rest, RedisEndpoint& endpoint) {
   // Credentials, if any, end at the last '@' before the host.
@@ -69,30 +76,27 @@ std::optional<HostPort> parse_host_port(std::string_view text) {
   return result;
 }
 
-std::optional<int> parse_redis_db(std::string_view text) {
-  const auto db = parse_unsigned(text);
+std::optional<int> parse_redis_db_tail(std::string_view tail) {
+  if (tail.empty()) return 0;
+  if (tail.front() != '/') return std::nullopt;
+  const auto db = parse_unsigned(tail.substr(1));
   if (!db || *db > kMaxRedisDb) return std::nullopt;
   return static_cast<int>(*db);
 }
 
 std::optional<RedisEndpoint> parse_redis_url(const std::string& url) {
-  constexpr std::string_view kScheme = "redis://";
   std::string_view rest = url;
-  if (rest.substr(0, kScheme.size()) != kScheme) return std::nullopt;
-  rest.remove_prefix(kScheme.size());
-
   RedisEndpoint endpoint;
-  if (!take_redis_credentials(rest, endpoint)) return std::nullopt;
-  const auto slash = rest.find('/');
+  if (!take_scheme(rest, "redis://") || !take_redis_credentials(rest, endpoint)) {
+    return std::nullopt;
+  }
+  const auto slash = std::min(rest.find('/'), rest.size());
   auto address = parse_host_port(rest.substr(0, slash));
-  if (!address) return std::nullopt;
+  const auto db = parse_redis_db_tail(rest.substr(slash));
+  if (!address || !db) return std::nullopt;
   endpoint.host = std::move(address->host);
   endpoint.port = address->port;
-  if (slash != std::string_view::npos) {
-    const auto db = parse_redis_db(rest.substr(slash + 1));
-    if (!db) return std::nullopt;
-    endpoint.db = *db;
-  }
+  endpoint.db = *db;
   return endpoint;
 }
 

@@ -19,13 +19,11 @@ bool is_valid_master_name(std::string_view name) {
 }  // namespace
 
 std::optional<SentinelEndpoint> parse_sentinel_url(const std::string& url) {
-  constexpr std::string_view kScheme = "sentinel://";
   std::string_view rest = url;
-  if (rest.substr(0, kScheme.size()) != kScheme) return std::nullopt;
-  rest.remove_prefix(kScheme.size());
-
   RedisEndpoint credentials;
-  if (!take_redis_credentials(rest, credentials)) return std::nullopt;
+  if (!take_scheme(rest, "sentinel://") || !take_redis_credentials(rest, credentials)) {
+    return std::nullopt;
+  }
   SentinelEndpoint endpoint;
   endpoint.user = std::move(credentials.user);
   endpoint.password = std::move(credentials.password);
@@ -44,14 +42,11 @@ std::optional<SentinelEndpoint> parse_sentinel_url(const std::string& url) {
     list.remove_prefix(comma + 1);
   }
 
-  const auto db_slash = rest.find('/');
-  if (!is_valid_master_name(rest.substr(0, db_slash))) return std::nullopt;
+  const auto db_slash = std::min(rest.find('/'), rest.size());
+  const auto db = parse_redis_db_tail(rest.substr(db_slash));
+  if (!is_valid_master_name(rest.substr(0, db_slash)) || !db) return std::nullopt;
   endpoint.master_name = std::string(rest.substr(0, db_slash));
-  if (db_slash != std::string_view::npos) {
-    const auto db = parse_redis_db(rest.substr(db_slash + 1));
-    if (!db) return std::nullopt;
-    endpoint.db = *db;
-  }
+  endpoint.db = *db;
   return endpoint;
 }
 

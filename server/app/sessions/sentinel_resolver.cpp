@@ -208,12 +208,14 @@ void SentinelResolver::refused() {
   last_from_sentinel_ = false;
 }
 
-void SentinelResolver::drop_query() {
-  redisAsyncContext* context = query_;
-  query_ = nullptr;
-  // Its callbacks, run by hiredis as it frees the context, see it is no longer query_.
-  if (context != nullptr) redisAsyncFree(context);
+void SentinelResolver::drop(redisAsyncContext*& context) {
+  redisAsyncContext* dropped = context;
+  context = nullptr;
+  // Its callbacks, run by hiredis as it frees the context, see it is no longer ours.
+  if (dropped != nullptr) redisAsyncFree(dropped);
 }
+
+void SentinelResolver::drop_query() { drop(query_); }
 
 void SentinelResolver::subscribe() {
   if (closed_) return;
@@ -291,11 +293,7 @@ void SentinelResolver::on_message(redisReply* reply) {
   if (moved_) moved_(new_host, static_cast<uint16_t>(*port));
 }
 
-void SentinelResolver::drop_subscription() {
-  redisAsyncContext* context = subscription_;
-  subscription_ = nullptr;
-  if (context != nullptr) redisAsyncFree(context);
-}
+void SentinelResolver::drop_subscription() { drop(subscription_); }
 
 void SentinelResolver::schedule_resubscribe() {
   if (closed_) return;

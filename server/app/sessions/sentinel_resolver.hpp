@@ -55,6 +55,8 @@ class SentinelResolver final : public RedisEndpointSource {
   // The Sentinel being asked failed (`why`): asks the next one.
   void ask_next(const std::string& why);
   void finish(std::optional<RedisEndpoint> node, std::string error);
+  // Frees `context` (hiredis defers that inside its callbacks) and forgets it.
+  static void drop(redisAsyncContext*& context);
   void drop_query();
   void subscribe();
   void on_message(redisReply* reply);
