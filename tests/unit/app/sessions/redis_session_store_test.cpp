@@ -179,6 +179,21 @@ BOOST_AUTO_TEST_CASE(password_is_sent_and_a_wrong_one_is_reported) {
              refused.error);
 }
 
+BOOST_AUTO_TEST_CASE(a_readonly_answer_drops_the_connection) {
+  // A replica (of a master that is not there) stands for a demoted master: it refuses writes.
+  tandem::testing::RedisProcess replica(
+      port, tandem::testing::redis_server_args(
+                port, "/tmp", {"--replicaof", "127.0.0.1", std::to_string(free_port())}));
+  make_store();
+  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }));
+  SessionUpdate refused = record_once("r", true);
+  BOOST_TEST(!refused.ok);
+  BOOST_TEST(refused.error.find("READONLY") != std::string::npos, refused.error);
+  // The connection is dropped so that the node is resolved again, not kept.
+  BOOST_TEST(store->state() != "ok");
+  BOOST_TEST(log_text().find("is no longer the master (READONLY)") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(closing_answers_waiting_requests) {
   RedisServer redis(port);
   make_store();

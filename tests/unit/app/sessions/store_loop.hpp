@@ -3,7 +3,6 @@
 // A libuv loop with a Redis session store on it, for the stores' tests: the destructor closes
 // the store and checks that no handle is left, the way libuv's own tests do.
 
-#include <unistd.h>
 #include <uv.h>
 
 #include <boost/test/unit_test.hpp>
@@ -23,7 +22,8 @@ using namespace std::chrono_literals;
 
 struct StoreLoop {
   uv_loop_t loop;
-  std::FILE* log_file = std::getenv("TEST_LOG_STDERR") ? fdopen(dup(2), "w") : std::tmpfile();
+  // A file, so that log_text() can read it back; TEST_LOG_STDERR=1 copies it to stderr at the end.
+  std::FILE* log_file = std::tmpfile();
   Log log{"test", log_file};
   std::unique_ptr<RedisSessionStore> store;
   uv_timer_t alive;  // Stands in for the server's listener, which keeps a real loop alive.
@@ -43,6 +43,7 @@ struct StoreLoop {
     uv_run(&loop, UV_RUN_DEFAULT);
     store.reset();
     BOOST_TEST(uv_loop_close(&loop) == 0);  // A leaked handle fails here.
+    if (std::getenv("TEST_LOG_STDERR")) std::fputs(log_text().c_str(), stderr);
     std::fclose(log_file);
   }
 
