@@ -66,6 +66,7 @@ void SentinelResolver::start(Moved moved) {
 void SentinelResolver::resolve(Resolved done) {
   if (closed_) return;
   pending_ = std::move(done);
+  verifying_ = false;  // This resolve supersedes a check in progress.
   drop_query();
   if (hint_ && std::chrono::steady_clock::now() < hint_until_) {
     // +switch-master named the new master: try it first; the store's ROLE check still decides.
@@ -177,7 +178,7 @@ void SentinelResolver::on_answer(redisReply* reply) {
   auto& sentinels = endpoint_.sentinels;
   std::rotate(sentinels.begin(), sentinels.begin() + static_cast<std::ptrdiff_t>(asking_),
               sentinels.begin() + static_cast<std::ptrdiff_t>(asking_) + 1);
-  log_.info("session_store_resolved",
+  log_.info(verifying_ ? "session_store_master_checked" : "session_store_resolved",
             {{"sentinel", sentinel_name(0)},
              {"master", master->host + ":" + std::to_string(master->port)}});
   last_from_sentinel_ = true;
@@ -194,9 +195,32 @@ void SentinelResolver::finish(std::optional<RedisEndpoint> node, std::string err
   if (int rc = uv_timer_stop(&query_timer_); rc != 0) {
     log_.error("session_store_timer_failed", {{"error", uv_err_name(rc)}});
   }
+  if (verifying_) {
+    verifying_ = false;
+    // News only when the Sentinels name another master than the one the store was given.
+    if (node && handed_out_ &&
+        (node->host != handed_out_->host || node->port != handed_out_->port)) {
+      log_.info("session_store_master_moved",
+                {{"to", node->host + ":" + std::to_string(node->port)}});
+      handed_out_ = HostPort{node->host, node->port};
+      hint_ = handed_out_;
+      hint_until_ = std::chrono::steady_clock::now() + kHintLifetime;
+      if (moved_) moved_(node->host, node->port);
+    }
+    return;
+  }
+  if (node) handed_out_ = HostPort{node->host, node->port};
   Resolved done = std::move(pending_);
   pending_ = nullptr;
   if (done) done(std::move(node), std::move(error));
+}
+
+void SentinelResolver::verify() {
+  // A resolve in progress finds the current master anyway; before the first, nothing to check.
+  if (closed_ || pending_ || query_ != nullptr || !handed_out_) return;
+  verifying_ = true;
+  last_error_.clear();
+  ask(0);
 }
 
 void SentinelResolver::refused() {
@@ -274,10 +298,16 @@ void SentinelResolver::on_message_callback(redisAsyncContext* context, void* rep
 
 void SentinelResolver::on_message(redisReply* reply) {
   // ["message", "+switch-master", "<name> <old ip> <old port> <new ip> <new port>"]
-  if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 || !is_text(reply->element[0]) ||
-      reply_text(reply->element[0]) != "message" || !is_text(reply->element[2])) {
-    return;  // The subscription's confirmation, or nothing we know.
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 || !is_text(reply->element[0])) {
+    return;  // Nothing we know.
   }
+  if (reply_text(reply->element[0]) == "subscribe") {
+    log_.info("session_store_subscribed", {{"sentinel", sentinel_name(subscribed_to_)}});
+    // A +switch-master sent while no subscription was up is lost: ask whether one happened.
+    verify();
+    return;
+  }
+  if (reply_text(reply->element[0]) != "message" || !is_text(reply->element[2])) return;
   std::istringstream words(reply_text(reply->element[2]));
   std::string name, old_host, old_port, new_host, new_port;
   if (!(words >> name >> old_host >> old_port >> new_host >> new_port) ||

@@ -24,7 +24,8 @@ class Log;
 // master, which sends that Sentinel to the back. A second connection stays subscribed to
 // +switch-master on one Sentinel (another one when it goes away), so a failover moves the store
 // at once; the new address it carries is tried first on the next resolve, still confirmed by
-// ROLE. Everything runs on the loop: no call here waits for the network.
+// ROLE. Each time the subscription is (re)made, the Sentinels are asked again, since a message
+// sent while it was down is lost. Everything runs on the loop: no call here waits for the network.
 class SentinelResolver final : public RedisEndpointSource {
  public:
   SentinelResolver(uv_loop_t* loop, SentinelEndpoint endpoint, Log& log);
@@ -54,7 +55,10 @@ class SentinelResolver final : public RedisEndpointSource {
   void on_answer(redisReply* reply);
   // The Sentinel being asked failed (`why`): asks the next one.
   void ask_next(const std::string& why);
+  // Hands the result to the store's resolve, or, for a check, tells the store if it moved.
   void finish(std::optional<RedisEndpoint> node, std::string error);
+  // Asks the Sentinels whether the master is still the one last handed out (after subscribing).
+  void verify();
   // Frees `context` (hiredis defers that inside its callbacks) and forgets it.
   static void drop(redisAsyncContext*& context);
   void drop_query();
@@ -77,6 +81,8 @@ class SentinelResolver final : public RedisEndpointSource {
   Resolved pending_;              // The store's resolve in progress; empty when none.
   std::optional<HostPort> hint_;  // From +switch-master, tried first by the next resolve.
   std::chrono::steady_clock::time_point hint_until_;  // After it, the hint is too old to use.
+  std::optional<HostPort> handed_out_;                // The node the store was last given.
+  bool verifying_ = false;           // The query in progress is verify()'s, not resolve()'s.
   bool last_from_sentinel_ = false;  // Whether the last node resolved came from a Sentinel.
   std::size_t asking_ = 0;           // Index of the Sentinel being asked.
   std::string last_error_;           // Why the last Sentinel asked did not answer.

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "app/sessions/sentinel_endpoint.hpp"
@@ -138,6 +139,22 @@ struct Cluster : tandem::testing::StoreLoop {
     BOOST_TEST_REQUIRE(agreed, "the Sentinels never agreed; logs in " << dir);
   }
 
+  std::size_t occurrences(const std::string& event) {
+    const std::string text = log_text();
+    std::size_t count = 0;
+    for (auto at = text.find(event); at != std::string::npos; at = text.find(event, at + 1)) {
+      ++count;
+    }
+    return count;
+  }
+
+  // Forces a failover through `sentinel` (no process is killed).
+  void failover_through(const RedisProcess& sentinel) {
+    auto answer = redis_command(sentinel.port(), kPassword, {"SENTINEL", "FAILOVER", kName});
+    BOOST_TEST_REQUIRE(answer.has_value());
+    BOOST_TEST_REQUIRE((answer->size() == 1 && answer->front() == "OK"));
+  }
+
   // Counts against `id` until an increment is acknowledged (a replica has it), and returns it.
   SessionUpdate record_until_acknowledged(const std::string& id) {
     std::optional<SessionUpdate> acknowledged;
@@ -262,9 +279,7 @@ BOOST_AUTO_TEST_CASE(switch_master_moves_the_store_without_a_lost_connection) {
   make_store(sentinel_list());
   BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }));
   BOOST_TEST(record("s").request_count == 1);
-  auto answer = redis_command(sentinels[1]->port(), kPassword, {"SENTINEL", "FAILOVER", kName});
-  BOOST_TEST_REQUIRE(answer.has_value());
-  BOOST_TEST((answer->size() == 1 && answer->front() == "OK"));
+  failover_through(*sentinels[1]);
   // No request is made meanwhile: the +switch-master message moves the store (the log shows it
   // arrived; the old primary's demotion also disconnects clients, later).
   BOOST_TEST_REQUIRE(
@@ -273,6 +288,48 @@ BOOST_AUTO_TEST_CASE(switch_master_moves_the_store_without_a_lost_connection) {
   BOOST_TEST(log_text().find("session_store_master_switched") != std::string::npos);
   // The old primary rejoins as a replica, after which increments are acknowledged again.
   BOOST_TEST(record_until_acknowledged("s").request_count >= 2);
+}
+
+BOOST_AUTO_TEST_CASE(a_lost_subscription_moves_to_another_sentinel) {
+  wait_until_sentinels_agree();
+  make_store(sentinel_list());
+  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }));
+  // The subscription is on the first Sentinel listed; once it is gone, the store must subscribe
+  // to another to hear of the next failover.
+  sentinels[0]->stop();
+  BOOST_TEST_REQUIRE(run_until([&] { return occurrences("session_store_subscribed") >= 2; }));
+  failover_through(*sentinels[2]);
+  BOOST_TEST_REQUIRE(
+      run_until([&] { return store->address() == at(replica_port); }, kFailoverLimit),
+      "the store did not follow; logs in " << dir);
+  BOOST_TEST(occurrences("session_store_master_switched") >= 1);
+  BOOST_TEST(record_until_acknowledged("l").request_count >= 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_failover_missed_while_resubscribing_is_still_followed) {
+  wait_until_sentinels_agree();
+  make_store(sentinel_list());
+  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }));
+  // The loop does not run from here until the Sentinels have switched: the store cannot hear the
+  // +switch-master (its Sentinel is gone and it has not subscribed elsewhere yet), so only its
+  // check on subscribing again can find the new master.
+  sentinels[0]->stop();
+  failover_through(*sentinels[2]);
+  const auto deadline = std::chrono::steady_clock::now() + kFailoverLimit;
+  auto switched = [&](const RedisProcess& sentinel) {
+    auto master =
+        redis_command(sentinel.port(), kPassword, {"SENTINEL", "GET-MASTER-ADDR-BY-NAME", kName});
+    return master && master->size() == 2 && (*master)[1] == std::to_string(replica_port);
+  };
+  while (!(switched(*sentinels[1]) && switched(*sentinels[2])) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  BOOST_TEST_REQUIRE(
+      run_until([&] { return store->address() == at(replica_port); }, kFailoverLimit),
+      "the store did not follow; logs in " << dir);
+  BOOST_TEST(occurrences("session_store_master_moved") == 1);
+  BOOST_TEST(occurrences("session_store_master_switched") == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
