@@ -139,6 +139,19 @@ struct Cluster : tandem::testing::StoreLoop {
     BOOST_TEST_REQUIRE(agreed, "the Sentinels never agreed; logs in " << dir);
   }
 
+  // The store on the primary, once the Sentinels agree (a failover needs that).
+  void make_store_for_failover() {
+    wait_until_sentinels_agree();
+    make_store(sentinel_list());
+    BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }));
+  }
+
+  void wait_until_store_on_replica() {
+    BOOST_TEST_REQUIRE(
+        run_until([&] { return store->address() == at(replica_port); }, kFailoverLimit),
+        "the store did not follow; logs in " << dir);
+  }
+
   std::size_t occurrences(const std::string& event) {
     const std::string text = log_text();
     std::size_t count = 0;
@@ -229,9 +242,7 @@ BOOST_AUTO_TEST_CASE(wait_refuses_an_increment_no_replica_acknowledged) {
 }
 
 BOOST_AUTO_TEST_CASE(follows_a_failover_after_the_primary_is_killed) {
-  wait_until_sentinels_agree();
-  make_store(sentinel_list());
-  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }));
+  make_store_for_failover();
   std::vector<int64_t> acknowledged;
   int attempts = 0;
   auto count_once = [&] {
@@ -275,41 +286,31 @@ BOOST_AUTO_TEST_CASE(follows_a_failover_after_the_primary_is_killed) {
 }
 
 BOOST_AUTO_TEST_CASE(switch_master_moves_the_store_without_a_lost_connection) {
-  wait_until_sentinels_agree();
-  make_store(sentinel_list());
-  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }));
+  make_store_for_failover();
   BOOST_TEST(record("s").request_count == 1);
   failover_through(*sentinels[1]);
   // No request is made meanwhile: the +switch-master message moves the store (the log shows it
   // arrived; the old primary's demotion also disconnects clients, later).
-  BOOST_TEST_REQUIRE(
-      run_until([&] { return store->address() == at(replica_port); }, kFailoverLimit),
-      "the store did not follow; logs in " << dir);
+  wait_until_store_on_replica();
   BOOST_TEST(log_text().find("session_store_master_switched") != std::string::npos);
   // The old primary rejoins as a replica, after which increments are acknowledged again.
   BOOST_TEST(record_until_acknowledged("s").request_count >= 2);
 }
 
 BOOST_AUTO_TEST_CASE(a_lost_subscription_moves_to_another_sentinel) {
-  wait_until_sentinels_agree();
-  make_store(sentinel_list());
-  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }));
+  make_store_for_failover();
   // The subscription is on the first Sentinel listed; once it is gone, the store must subscribe
   // to another to hear of the next failover.
   sentinels[0]->stop();
   BOOST_TEST_REQUIRE(run_until([&] { return occurrences("session_store_subscribed") >= 2; }));
   failover_through(*sentinels[2]);
-  BOOST_TEST_REQUIRE(
-      run_until([&] { return store->address() == at(replica_port); }, kFailoverLimit),
-      "the store did not follow; logs in " << dir);
+  wait_until_store_on_replica();
   BOOST_TEST(occurrences("session_store_master_switched") >= 1);
   BOOST_TEST(record_until_acknowledged("l").request_count >= 1);
 }
 
 BOOST_AUTO_TEST_CASE(a_failover_missed_while_resubscribing_is_still_followed) {
-  wait_until_sentinels_agree();
-  make_store(sentinel_list());
-  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }));
+  make_store_for_failover();
   // The loop does not run from here until the Sentinels have switched: the store cannot hear the
   // +switch-master (its Sentinel is gone and it has not subscribed elsewhere yet), so only its
   // check on subscribing again can find the new master.
@@ -325,9 +326,7 @@ BOOST_AUTO_TEST_CASE(a_failover_missed_while_resubscribing_is_still_followed) {
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(50ms);
   }
-  BOOST_TEST_REQUIRE(
-      run_until([&] { return store->address() == at(replica_port); }, kFailoverLimit),
-      "the store did not follow; logs in " << dir);
+  wait_until_store_on_replica();
   BOOST_TEST(occurrences("session_store_master_moved") == 1);
   BOOST_TEST(occurrences("session_store_master_switched") == 0);
 }
