@@ -7,7 +7,7 @@ set -euo pipefail
 build=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
        libuv1-dev node-llhttp libjsoncpp-dev libboost-test-dev libsystemd-dev libcli11-dev
        libhiredis-dev libcurl4-openssl-dev libssl-dev)
-test=(curl haproxy redis-server systemd-container iproute2 procps psmisc socat
+test=(curl haproxy redis-server redis-sentinel systemd-container iproute2 procps psmisc socat
       prometheus prometheus-alertmanager prometheus-node-exporter prometheus-blackbox-exporter
       chromium python3 python3-pytest python3-pycurl python3-jinja2 python3-yaml
       ansible ansible-lint yamllint lintian dpkg-dev file slowhttptest wrk
