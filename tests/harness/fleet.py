@@ -212,6 +212,10 @@ class Fleet(Started):
         # No IPv6 on the bridge either: nothing but the subnet's IPv4 crosses it.
         pathlib.Path(f"/proc/sys/net/ipv6/conf/{BRIDGE}/disable_ipv6").write_text("1\n")
         _ip("address", "add", f"{HOST_ADDRESS}/{SUBNET.prefixlen}", "dev", BRIDGE)
+        # A MAC address of its own: a bridge without one takes the lowest of its ports', which
+        # changes when a guest's link comes or goes (a host powered off or on), and every guest's
+        # ARP entry for this machine would then point nowhere for seconds, stalling the load.
+        _ip("link", "set", "dev", BRIDGE, "address", mac_address(HOST_ADDRESS))
         _ip("link", "set", "dev", BRIDGE, "up")
 
     def _make_keys(self):
