@@ -165,7 +165,13 @@ class Traffic:
             self.rounds = load.Rounds(
                 self.clients, lambda client, n: load.session_post(url, client.name, n + 1),
                 ROUND_PAUSE).__enter__()
-            time.sleep(self.warm)
+            # Every client has its session and its instance before the drill: its first answer
+            # (50 new TLS connections take a second or more on these cores), and at least `warm`
+            # seconds of load.
+            warmed = time.monotonic() + self.warm
+            wait_until(lambda: all(last_instance(client) for client in self.clients), 60.0, 0.1,
+                       "an answer for every session client")
+            time.sleep(max(0.0, warmed - time.monotonic()))
         except BaseException:
             self._stop()
             raise
