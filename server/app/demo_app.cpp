@@ -12,6 +12,8 @@
 #include "app/sessions/memory_session_store.hpp"
 #include "app/sessions/redis_endpoint.hpp"
 #include "app/sessions/redis_session_store.hpp"
+#include "app/sessions/sentinel_endpoint.hpp"
+#include "app/sessions/sentinel_resolver.hpp"
 #include "runtime/version.hpp"
 
 namespace tandem {
@@ -52,13 +54,18 @@ std::string DemoApp::version() const { return kVersion; }
 
 void DemoApp::add_flags(Flags& flags) {
   flags.add_text("session-store", "STORE",
-                 "Where sessions live: memory, or redis://[[user]:password@]host:port[/db] (db "
-                 "0-15; percent-encode special characters in the password)",
+                 "Where sessions live: memory, redis://[[user]:password@]host:port[/db], or "
+                 "sentinel://[[user]:password@]host:port[,host:port...]/master-name[/db] (the "
+                 "master Redis Sentinel names; the credentials are for the Sentinels and the "
+                 "Redis nodes alike; db 0-15; percent-encode special characters in the password)",
                  &settings_.session_store,
                  [](const std::string& text) -> std::optional<std::string> {
-                   if (text == "memory" || parse_redis_url(text)) return std::nullopt;
-                   return "is not a session store (memory, or redis://[[user]:password@]host:port"
-                          "[/db] with port 1-65535 and db 0-15)";
+                   if (text == "memory" || parse_redis_url(text) || parse_sentinel_url(text)) {
+                     return std::nullopt;
+                   }
+                   return "is not a session store (memory, redis://[[user]:password@]host:port"
+                          "[/db], or sentinel://[[user]:password@]host:port[,host:port...]"
+                          "/master-name[/db], with ports 1-65535 and db 0-15)";
                  });
   flags.add_count("max-sessions", "N",
                   "Memory store: sessions kept (one-request sessions dropped first, then least "
@@ -89,9 +96,17 @@ void DemoApp::install(Router& router, Services& services) {
     // Housekeeping must not keep a draining server alive.
     uv_unref(reinterpret_cast<uv_handle_t*>(sweep_timer_.get()));
   } else {
-    std::optional<RedisEndpoint> endpoint = parse_redis_url(settings_.session_store);
-    if (!endpoint) throw std::runtime_error("bad session store URL: " + settings_.session_store);
-    auto redis = std::make_unique<RedisSessionStore>(services.loop, *endpoint, ttl, services.log);
+    std::unique_ptr<RedisEndpointSource> source;
+    if (auto endpoint = parse_redis_url(settings_.session_store)) {
+      source = std::make_unique<FixedEndpointSource>(std::move(*endpoint));
+    } else if (auto sentinel = parse_sentinel_url(settings_.session_store)) {
+      source =
+          std::make_unique<SentinelResolver>(services.loop, std::move(*sentinel), services.log);
+    } else {
+      throw std::runtime_error("bad session store URL: " + settings_.session_store);
+    }
+    auto redis =
+        std::make_unique<RedisSessionStore>(services.loop, std::move(source), ttl, services.log);
     redis->start();
     sessions_ = std::move(redis);
   }
@@ -230,8 +245,7 @@ void DemoApp::session(const Request& request, Responder& respond) {
 }
 
 void DemoApp::count_session(std::string session_id, bool presented, bool secure_cookie,
-                            std::string client_id,
-                            Responder respond) {
+                            std::string client_id, Responder respond) {
   // A presented id is never created: an id the server did not issue (or that expired) gets a
   // fresh one, so nobody can fix a session id on a victim in advance.
   bool create = !presented;

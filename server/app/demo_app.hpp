@@ -15,7 +15,7 @@ namespace tandem {
 
 // The demo's own settings: where its sessions live and how many it keeps.
 struct DemoSettings {
-  std::string session_store = "memory";                // memory | redis://host:port[/db]
+  std::string session_store = "memory";                // memory | redis://... | sentinel://...
   std::size_t max_sessions = 100000;                   // Memory store: count bound.
   std::size_t max_session_bytes = 64 * 1024 * 1024;    // Memory store: byte bound.
   std::chrono::milliseconds session_ttl{1800 * 1000};  // Idle time before a session expires.

@@ -7,7 +7,10 @@ HTTP redirected, a self-signed certificate made on the balancer), into the `targ
 2. A certificate given in the inventory under the same name replaces the self-signed one while
    HTTPS requests arrive, half on new connections, half on kept-alive HTTP/2 ones: 0 failed, no
    reload (the same HAProxy worker serves on), and handshakes get the new certificate.
-3. ansible/rolling-restart.yml over HTTPS, under sticky HTTP/2 clients and 100 GET/s: 0 failed.
+3. ansible/rolling-restart.yml over HTTPS, under sticky HTTP/2 clients and 100 GET/s: 0 failed,
+   and with the sessions in Redis (the redis role switched on, on loopback) every client's count
+   goes on 1, 2, 3, ... without a gap, a repeat or a reset on the instance it is moved to, up to
+   the count Redis holds. (tests/multihost/ rolls across hosts with Redis on a host of its own.)
 """
 
 import re
@@ -16,7 +19,9 @@ import time
 from tests.harness import load, tls
 from tests.harness.tls import curl, served_fingerprint
 from tests.harness.load import PacedLoad, session_post
+from tests.harness.redis import check_sessions, session_count
 from tests.harness.runtime_api import RuntimeApi
+from tests.harness.stack import free_ports
 from tests.harness.tls_visitors import NewVisitors
 
 HTTP_URL = "http://127.0.0.1:80"
@@ -24,7 +29,12 @@ HTTPS_URL = "https://127.0.0.1:443"
 INSTANCES = ("app-1", "app-2")
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
 # The role's defaults: the redirect on, the self-signed certificate named by the inventory host.
-DEFAULT_HTTPS = {"tandem_lb_http_redirect": True}
+# And the sessions in Redis, on the guest's loopback (the redis role), on a free port rather than
+# 6379: the guest's ports are this machine's.
+REDIS_PORT = free_ports(1)[0]
+DEFAULT_HTTPS = {"tandem_lb_http_redirect": True, "redis_enabled": True, "redis_port": REDIS_PORT}
+PORTS = (3001, 3002)  # the instances of ansible/inventories/local
+UNITS = tuple(f"tandem@{port}.service" for port in PORTS)
 SELF_SIGNED = "/etc/haproxy/tls/self-signed.crt"
 PEM_PATH = "/etc/haproxy/tls/tandem-local.pem"
 RATE = 100
@@ -38,6 +48,10 @@ def haproxy_worker(target):
 def test_https_deployed_by_default_redirects_and_serves_http2(target, report, tmp_path):
     deployed = target.playbook("deploy.yml", extra_vars=DEFAULT_HTTPS)
     assert deployed.ok, deployed.tail(80)
+    assert target.guest.show("redis-server.service", "ActiveState")["ActiveState"] == "active"
+    for port in PORTS:
+        env = target.guest.run(["cat", f"/etc/tandem/{port}.env"]).stdout
+        assert f"TANDEM_SESSION_STORE=redis://127.0.0.1:{REDIS_PORT}/0\n" in env, env
     head = curl("-i", f"{HTTP_URL}/api/whoami")
     report(f"deployed: GET :80 -> {head.splitlines()[0]!r}, "
            f"{re.search(r'^location:.*$', head, re.I | re.M).group(0)!r}")
@@ -118,6 +132,7 @@ def test_rolling_restart_over_https_fails_nothing(target, report, tmp_path):
     clients = [load.Client(name=f"tls-{n}", ca_file=ca, http2=True) for n in range(CLIENTS)]
     gets = PacedLoad(f"{HTTPS_URL}/api/whoami", rate=RATE, duration=600, ca_file=ca,
                      http2=True)
+    pids = {unit: int(target.guest.show(unit, "MainPID")["MainPID"]) for unit in UNITS}
     try:
         gets.start()
         with load.Rounds(clients, lambda client, n: session_post(url, client.name, n + 1),
@@ -127,6 +142,9 @@ def test_rolling_restart_over_https_fails_nothing(target, report, tmp_path):
             time.sleep(1.0)
             rounds.stop()
         outcomes = stop_loads(gets)
+        restarted = {unit: int(target.guest.show(unit, "MainPID")["MainPID"]) for unit in UNITS}
+        problems, moved = check_sessions(
+            clients, lambda session_id: session_count(REDIS_PORT, session_id))
     finally:
         for client in clients:
             client.close()
@@ -134,10 +152,15 @@ def test_rolling_restart_over_https_fails_nothing(target, report, tmp_path):
     failed = [o for o in posts + outcomes if not o.ok]
     report(f"rolling-restart.yml over HTTPS ({run.seconds:.1f} s, exit {run.returncode}) under "
            f"{len(posts)} POST from {CLIENTS} sticky HTTP/2 clients and {len(outcomes)} GET: "
-           f"{len(failed)} failed")
+           f"{len(failed)} failed; {moved} clients moved to the other instance and went on; "
+           f"{CLIENTS - len(problems)} of {CLIENTS} with every count exactly once and equal to "
+           f"Redis's; main pids {pids} -> {restarted}")
     for failure in failed[:5]:
         report(f"  failed: {failure.request.method} status {failure.status} "
                f"{failure.error or failure.body[:100]!r}")
     assert run.ok, run.tail(80)
     assert {o.http_version for o in posts + outcomes if o.ok} == {"2"}
     assert not failed
+    assert all(restarted[unit] not in (0, pids[unit]) for unit in UNITS), restarted
+    assert not problems, "\n".join(problems)
+    assert moved == CLIENTS, "every client's instance was restarted under it"

@@ -42,6 +42,7 @@ if __package__ in (None, ""):
 from tests.harness import procstat  # noqa: E402
 from tests.harness.processes import raise_on_termination  # noqa: E402
 from tests.harness.systemd_container import ContainerError, SystemdContainer  # noqa: E402
+from tests.harness.lifecycle import Started  # noqa: E402
 from tests.harness.waiting import wait_until  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -114,7 +115,25 @@ def port_holder(port):
             return holders or error.strerror
 
 
-class AnsibleGuest:
+def sshd_config(about, listen, pid_file, key_dir=GUEST_SSH_DIR):
+    """The sshd_config of a test guest's own sshd: `listen` only, key login as root with the
+    keys in key_dir only; `about` ends the header comment's first sentence."""
+    return f"""\
+# sshd for Ansible {about}
+ListenAddress {listen}
+HostKey {key_dir}/ssh_host_ed25519_key
+AuthorizedKeysFile {key_dir}/authorized_keys
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+PidFile {pid_file}
+Subsystem sftp internal-sftp
+"""
+
+
+class AnsibleGuest(Started):
     """A booted guest with an sshd for Ansible; a context manager (everything goes on exit)."""
 
     def __init__(self, ssh_port=SSH_PORT, ports=DEPLOYMENT_PORTS, deb=None, base_vars=None):
@@ -127,17 +146,6 @@ class AnsibleGuest:
         self.workdir = None
 
     # --- lifecycle -------------------------------------------------------------------------
-
-    def __enter__(self):
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def start(self):
         missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
@@ -178,20 +186,10 @@ class AnsibleGuest:
                     (self.workdir / "ssh_host_ed25519_key").read_bytes(), mode=0o600)
         guest.write(f"{GUEST_SSH_DIR}/authorized_keys",
                     (self.workdir / "id_ed25519.pub").read_bytes(), mode=0o600)
-        guest.write(f"{GUEST_SSH_DIR}/sshd_config", f"""\
-# sshd for Ansible in a tandem test guest (tests/harness/ansible_guest.py): loopback only, this
-# guest's throwaway keys only. The guest shares the host's network, hence not port 22.
-ListenAddress 127.0.0.1:{self.ssh_port}
-HostKey {GUEST_SSH_DIR}/ssh_host_ed25519_key
-AuthorizedKeysFile {GUEST_SSH_DIR}/authorized_keys
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-PidFile /run/tandem-ansible-sshd.pid
-Subsystem sftp internal-sftp
-""")
+        guest.write(f"{GUEST_SSH_DIR}/sshd_config", sshd_config(
+            "in a tandem test guest (tests/harness/ansible_guest.py): loopback only, this\n"
+            "# guest's throwaway keys only. The guest shares the host's network, hence not port 22.",
+            f"127.0.0.1:{self.ssh_port}", "/run/tandem-ansible-sshd.pid"))
         guest.write(f"/etc/systemd/system/{SSHD_UNIT}", f"""\
 [Unit]
 Description=sshd for Ansible on 127.0.0.1:{self.ssh_port} (tandem test guest)

@@ -45,7 +45,8 @@ import tempfile
 import time
 
 from . import procstat
-from .ansible_guest import ANSIBLE_DIR, run_playbook
+from .ansible_guest import ANSIBLE_DIR, run_playbook, sshd_config
+from .lifecycle import Started
 from .systemd_container import (GUESTS_DIR, REPO_ROOT, ContainerError, SystemdContainer,
                                  _identity, _remove, check_host, sweep_stale, take_lock)
 from .waiting import wait_until
@@ -132,7 +133,7 @@ class FleetHost:
             and self.guest.nspawn.poll() is None
 
 
-class Fleet:
+class Fleet(Started):
     """The guests of `hosts` ({inventory name: address in SUBNET}) on the bridge; a context
     manager (started on enter, everything removed on exit). `units` ({name: units}): units to
     unmask on that host after its first boot."""
@@ -162,17 +163,6 @@ class Fleet:
         return self.hosts[name]
 
     # --- lifecycle -------------------------------------------------------------------------
-
-    def __enter__(self):
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def start(self):
         started = time.monotonic()
@@ -222,6 +212,10 @@ class Fleet:
         # No IPv6 on the bridge either: nothing but the subnet's IPv4 crosses it.
         pathlib.Path(f"/proc/sys/net/ipv6/conf/{BRIDGE}/disable_ipv6").write_text("1\n")
         _ip("address", "add", f"{HOST_ADDRESS}/{SUBNET.prefixlen}", "dev", BRIDGE)
+        # A MAC address of its own: a bridge without one takes the lowest of its ports', which
+        # changes when a guest's link comes or goes (a host powered off or on), and every guest's
+        # ARP entry for this machine would then point nowhere for seconds, stalling the load.
+        _ip("link", "set", "dev", BRIDGE, "address", mac_address(HOST_ADDRESS))
         _ip("link", "set", "dev", BRIDGE, "up")
 
     def _make_keys(self):
@@ -283,20 +277,10 @@ WantedBy=multi-user.target
               (self.workdir / f"{host.short}_host_key").read_bytes(), mode=0o600)
         write(f"{GUEST_SSH_DIR}/authorized_keys",
               (self.workdir / "id_ed25519.pub").read_bytes(), mode=0o600)
-        write(f"{GUEST_SSH_DIR}/sshd_config", f"""\
-# sshd for Ansible on a tandem test fleet's host (tests/harness/fleet.py): this host's address
-# only, the fleet's throwaway keys only.
-ListenAddress {host.address}:22
-HostKey {GUEST_SSH_DIR}/ssh_host_ed25519_key
-AuthorizedKeysFile {GUEST_SSH_DIR}/authorized_keys
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-PidFile /run/tandem-fleet-sshd.pid
-Subsystem sftp internal-sftp
-""")
+        write(f"{GUEST_SSH_DIR}/sshd_config", sshd_config(
+            "on a tandem test fleet's host (tests/harness/fleet.py): this host's address\n"
+            "# only, the fleet's throwaway keys only.", f"{host.address}:22",
+            "/run/tandem-fleet-sshd.pid", GUEST_SSH_DIR))
         write(f"/etc/systemd/system/{SSHD_UNIT}", f"""\
 [Unit]
 Description=sshd for Ansible on {host.address}:22 (tandem test fleet)

@@ -23,6 +23,7 @@ import tempfile
 import time
 import urllib.parse
 
+from .lifecycle import Started
 from .processes import Process, tail
 from .stack import LOOPBACK, StackError, free_ports
 from .waiting import wait_until
@@ -34,7 +35,7 @@ class RedisError(StackError):
     pass
 
 
-class RedisServer:
+class RedisServer(Started):
     """One redis-server on 127.0.0.1:port, its data and log in workdir (a new temporary folder
     unless given); a context manager (started on enter, killed, reaped and removed on exit)."""
 
@@ -55,17 +56,6 @@ class RedisServer:
         return f"redis://{credentials}{LOOPBACK}:{self.port}"
 
     # --- lifecycle -------------------------------------------------------------------------
-
-    def __enter__(self):
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def start(self, timeout=START_TIMEOUT):
         """Starts redis-server (again, on the same port and directory); waits until it answers

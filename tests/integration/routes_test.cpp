@@ -478,6 +478,27 @@ BOOST_AUTO_TEST_CASE(unavailable_session_store_answers_503_json) {
   BOOST_TEST(whoami.status == 200, whoami.describe());
 }
 
+BOOST_AUTO_TEST_CASE(unavailable_sentinel_store_answers_503_and_is_named_in_health) {
+  // Sentinels where nothing listens: sessions are refused with 503, and /health and /metrics
+  // name the store "sentinel" and say it cannot be used.
+  const std::string sentinels =
+      "127.0.0.1:" + std::to_string(free_port()) + ",127.0.0.1:" + std::to_string(free_port());
+  ServerProcess no_sentinel{
+      with_args({"--id", kId, "--session-store", "sentinel://" + sentinels + "/tandem"})};
+  HttpClient other;
+  HttpResponse refused = other.post(no_sentinel.url("/api/session"), session_body("sentinel", 1),
+                                    {"Content-Type: application/json"});
+  check_error(refused, 503, "POST /api/session with no Sentinel");
+  HttpResponse health = other.get(no_sentinel.url("/health"));
+  BOOST_TEST_REQUIRE(health.status == 200, health.describe());
+  BOOST_TEST(health.json()["sessionStore"]["kind"].asString() == "sentinel", health.body);
+  BOOST_TEST(health.json()["sessionStore"]["state"].asString() != "ok", health.body);
+  HttpResponse metrics = other.get(no_sentinel.url("/metrics"));
+  BOOST_TEST(
+      metrics.body.find("tandem_session_store_up{store=\"sentinel\"} 0") != std::string::npos,
+      metrics.body);
+}
+
 BOOST_AUTO_TEST_CASE(idle_session_expires_after_session_ttl) {
   ServerProcess short_lived{with_args({"--id", kId, "--session-ttl", "1"})};
   HttpClient browser{true};

@@ -77,6 +77,11 @@ def backend_retries(fleet, lb=LB):
 
 # --- load through the balancer, and what HAProxy saw -----------------------------------------
 
+def last_instance(client):
+    """The instance that answered the client's last successful request ("" if none did)."""
+    return next((o.instance for o in reversed(client.outcomes) if o.ok), "")
+
+
 class Traffic:
     """RATE GET /api/whoami per second and CLIENTS sticky session clients over HTTPS through a
     balancer, and HAProxy's servers read every 100 ms, from entering the `with` (after every
@@ -111,7 +116,13 @@ class Traffic:
             self.rounds = load.Rounds(
                 self.clients, lambda client, n: load.session_post(url, client.name, n + 1),
                 ROUND_PAUSE).__enter__()
-            time.sleep(self.warm)
+            # Every client has its session and its instance before the drill: its first answer
+            # (50 new TLS connections take a second or more on these cores), and at least `warm`
+            # seconds of load.
+            warmed = time.monotonic() + self.warm
+            wait_until(lambda: all(last_instance(client) for client in self.clients), 60.0, 0.1,
+                       "an answer for every session client")
+            time.sleep(max(0.0, warmed - time.monotonic()))
         except BaseException:
             self._stop()
             raise

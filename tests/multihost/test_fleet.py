@@ -37,8 +37,9 @@ from tests.harness.ansible_guest import ANSIBLE_DIR
 from tests.harness.load import Request
 from tests.harness.redis import check_sessions, check_sessions_across_failures, session_count
 from tests.harness.waiting import wait_until
-from tests.multihost.drills import (BACKEND, CLIENTS, LB, Traffic, address, guest_get, lb_api,
-                                    report_run, require_ok, site_url, statuses, tls, wait_up)
+from tests.multihost.drills import (BACKEND, CLIENTS, LB, Traffic, address, guest_get,
+                                    last_instance, lb_api, report_run, require_ok, site_url,
+                                    statuses, tls, wait_up)
 from tests.system.deployment import build_next_package, expected_version
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -74,11 +75,6 @@ def stored_count(fleet):
     return lambda session_id: session_count(REDIS_PORT, session_id,
                                             password=fleet.secrets["vault_redis_password"],
                                             host=address(fleet, REDIS))
-
-
-def last_instance(client):
-    """The instance that answered the client's last successful request ("" if none did)."""
-    return next((o.instance for o in reversed(client.outcomes) if o.ok), "")
 
 
 def check_counts(fleet, report, traffic, strict=True):

@@ -21,6 +21,32 @@ bool RedisPoller::attach(redisAsyncContext* context, uv_loop_t* loop) {
   return true;
 }
 
+redisAsyncContext* RedisPoller::connect(const std::string& host, int port, uv_loop_t* loop,
+                                        std::string& error) {
+  redisAsyncContext* context = redisAsyncConnect(host.c_str(), port);
+  if (context == nullptr || context->err != 0) {
+    error = context != nullptr ? context->errstr : "cannot allocate a Redis context";
+    if (context != nullptr) redisAsyncFree(context);
+    return nullptr;
+  }
+  if (!attach(context, loop)) {
+    error = "cannot attach Redis to the event loop";
+    redisAsyncFree(context);
+    return nullptr;
+  }
+  return context;
+}
+
+int RedisPoller::auth(redisAsyncContext* context, redisCallbackFn* callback, void* privdata,
+                      const std::string& user, const std::string& password) {
+  if (user.empty()) {
+    return redisAsyncCommand(context, callback, privdata, "AUTH %b", password.data(),
+                             password.size());
+  }
+  return redisAsyncCommand(context, callback, privdata, "AUTH %b %b", user.data(), user.size(),
+                           password.data(), password.size());
+}
+
 void RedisPoller::add_read(void* privdata) {
   auto* self = static_cast<RedisPoller*>(privdata);
   self->update(self->events_ | UV_READABLE);

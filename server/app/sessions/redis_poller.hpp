@@ -1,8 +1,9 @@
 #pragma once
 
+#include <hiredis/async.h>
 #include <uv.h>
 
-struct redisAsyncContext;
+#include <string>
 
 namespace tandem {
 
@@ -16,6 +17,12 @@ class RedisPoller {
   // Attaches a poller to `context`; it frees itself when hiredis cleans the context up. Returns
   // false (the context is then untouched) when the socket cannot be watched.
   static bool attach(redisAsyncContext* context, uv_loop_t* loop);
+  // Starts connecting to host:port on `loop`; null, with `error` set, when that fails at once.
+  static redisAsyncContext* connect(const std::string& host, int port, uv_loop_t* loop,
+                                    std::string& error);
+  // Sends AUTH with `password` (and `user`, an ACL user, when not empty); hiredis's result.
+  static int auth(redisAsyncContext* context, redisCallbackFn* callback, void* privdata,
+                  const std::string& user, const std::string& password);
 
  private:
   RedisPoller() = default;

@@ -4,6 +4,7 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "app/sessions/redis_poller.hpp"
 #include "tandem/log.hpp"
@@ -33,11 +34,17 @@ uint64_t to_ms(std::chrono::milliseconds duration) {
 
 RedisSessionStore::RedisSessionStore(uv_loop_t* loop, RedisEndpoint endpoint,
                                      std::chrono::seconds ttl, Log& log)
-    : loop_(loop), endpoint_(std::move(endpoint)), ttl_(ttl), log_(log) {
+    : RedisSessionStore(loop, std::make_unique<FixedEndpointSource>(std::move(endpoint)), ttl,
+                        log) {}
+
+RedisSessionStore::RedisSessionStore(uv_loop_t* loop, std::unique_ptr<RedisEndpointSource> source,
+                                     std::chrono::seconds ttl, Log& log)
+    : loop_(loop), source_(std::move(source)), ttl_(ttl), log_(log) {
   for (uv_timer_t* timer : {&reconnect_timer_, &deadline_timer_, &stats_timer_}) {
-    uv_timer_init(loop_, timer);
+    if (int rc = uv_timer_init(loop_, timer); rc != 0) {
+      throw std::runtime_error(std::string("cannot make a timer: ") + uv_err_name(rc));
+    }
     timer->data = this;
-    ++open_timers_;
   }
 }
 
@@ -64,37 +71,55 @@ void RedisSessionStore::start() {
   uv_unref(reinterpret_cast<uv_handle_t*>(&deadline_timer_));
   uv_unref(reinterpret_cast<uv_handle_t*>(&stats_timer_));
   uv_unref(reinterpret_cast<uv_handle_t*>(&reconnect_timer_));
+  source_->start([this](const std::string& host, uint16_t port) { on_moved(host, port); });
   connect();
 }
 
 std::string RedisSessionStore::state() const {
   if (ready_) return "ok";
   // Connected but AUTH/SELECT not yet answered counts as connecting.
-  if (state_ == State::kConnecting || state_ == State::kConnected) return "connecting";
+  if (state_ == State::kResolving || state_ == State::kConnecting || state_ == State::kConnected) {
+    return "connecting";
+  }
   if (state_ == State::kClosed) return "closed";
   return "unavailable";
 }
 
+std::string RedisSessionStore::address() const {
+  return ready_ ? node_.host + ":" + std::to_string(node_.port) : std::string();
+}
+
 void RedisSessionStore::connect() {
   if (state_ == State::kClosed) return;
-  state_ = State::kConnecting;
+  state_ = State::kResolving;
   ready_ = false;
-  redisAsyncContext* context = redisAsyncConnect(endpoint_.host.c_str(), endpoint_.port);
-  if (context == nullptr || context->err != 0) {
-    last_error_ = context != nullptr ? context->errstr : "cannot allocate a Redis context";
-    if (context != nullptr) redisAsyncFree(context);
+  source_->resolve([this](std::optional<RedisEndpoint> node, std::string error) {
+    on_resolved(std::move(node), std::move(error));
+  });
+}
+
+void RedisSessionStore::on_resolved(std::optional<RedisEndpoint> node, std::string error) {
+  if (state_ != State::kResolving) return;
+  if (!node) {
+    last_error_ = std::move(error);
+    state_ = State::kIdle;
+    log_.warn("session_store_resolve_failed", {{"error", last_error_}});
+    schedule_reconnect();
+    return;
+  }
+  node_ = std::move(*node);
+  open();
+}
+
+void RedisSessionStore::open() {
+  state_ = State::kConnecting;
+  redisAsyncContext* context = RedisPoller::connect(node_.host, node_.port, loop_, last_error_);
+  if (context == nullptr) {
     state_ = State::kIdle;
     schedule_reconnect();
     return;
   }
   context->data = this;
-  if (!RedisPoller::attach(context, loop_)) {
-    last_error_ = "cannot attach Redis to the event loop";
-    redisAsyncFree(context);
-    state_ = State::kIdle;
-    schedule_reconnect();
-    return;
-  }
   redisAsyncSetConnectCallback(context, on_connect_callback);
   redisAsyncSetDisconnectCallback(context, on_disconnect_callback);
   context_ = context;
@@ -110,27 +135,39 @@ void RedisSessionStore::connect() {
     if (--pending_handshakes_ == 0 && state_ == State::kConnected) become_ready();
   };
 
-  if (!endpoint_.password.empty()) {
+  // hiredis only fails to queue a command on a context it is freeing, which this one is not.
+  if (!node_.password.empty()) {
     ++pending_handshakes_;
-    Command* command = track(handshake_done, true);
-    if (endpoint_.user.empty()) {
-      redisAsyncCommand(context_, on_reply_callback, command, "AUTH %b", endpoint_.password.data(),
-                        endpoint_.password.size());
-    } else {
-      redisAsyncCommand(context_, on_reply_callback, command, "AUTH %b %b", endpoint_.user.data(),
-                        endpoint_.user.size(), endpoint_.password.data(),
-                        endpoint_.password.size());
-    }
+    RedisPoller::auth(context_, on_reply_callback, track(handshake_done, true), node_.user,
+                      node_.password);
   }
-  if (endpoint_.db != 0) {
+  if (node_.db != 0) {
     ++pending_handshakes_;
     redisAsyncCommand(context_, on_reply_callback, track(handshake_done, true), "SELECT %d",
-                      endpoint_.db);
+                      node_.db);
   }
   // A PING answered, not a TCP connect, makes the store ready: the kernel completes connects for
-  // a Redis that is hung (stopped, swapping), which would otherwise count as healthy.
+  // a Redis that is hung (stopped, swapping), which would otherwise count as healthy. Behind
+  // Sentinel, ROLE does that and also proves the node is the master, not a replica a Sentinel
+  // named before it heard of a failover.
   ++pending_handshakes_;
-  redisAsyncCommand(context_, on_reply_callback, track(handshake_done, true), "PING");
+  Command* last = track(handshake_done, true);
+  last->role = source_->replicated();
+  redisAsyncCommand(context_, on_reply_callback, last, last->role ? "ROLE" : "PING");
+}
+
+void RedisSessionStore::on_moved(const std::string& host, uint16_t port) {
+  if (state_ == State::kClosed) return;
+  if (context_ != nullptr && host == node_.host && port == node_.port) return;  // Already there.
+  if (context_ != nullptr) {
+    fail_connection("the master moved to " + host + ":" + std::to_string(port));
+  }
+  // Go at once, not after a backoff grown while the old master was dying.
+  if (state_ == State::kIdle) {
+    uv_timer_stop(&reconnect_timer_);
+    backoff_ = kMinBackoff;
+    schedule_reconnect();
+  }
 }
 
 void RedisSessionStore::on_connect_callback(const redisAsyncContext* context, int status) {
@@ -146,7 +183,7 @@ void RedisSessionStore::on_connected(int status) {
     context_ = nullptr;
     state_ = State::kIdle;
     log_.warn("session_store_connect_failed",
-              {{"host", endpoint_.host}, {"port", endpoint_.port}, {"error", last_error_}});
+              {{"host", node_.host}, {"port", node_.port}, {"error", last_error_}});
     schedule_reconnect();
     return;
   }
@@ -161,7 +198,7 @@ void RedisSessionStore::become_ready() {
   backoff_ = kMinBackoff;
   last_error_.clear();
   log_.info("session_store_connected",
-            {{"host", endpoint_.host}, {"port", endpoint_.port}, {"db", endpoint_.db}});
+            {{"host", node_.host}, {"port", node_.port}, {"db", node_.db}});
   refresh_stats();
 }
 
@@ -201,10 +238,10 @@ void RedisSessionStore::record_request(const std::string& session_id, const std:
     if (done) done(SessionUpdate::failure(reason));
   };
   if (!ready_ || context_ == nullptr) {
-    std::string where = endpoint_.host + ":" + std::to_string(endpoint_.port);
-    refuse(state_ == State::kConnecting || state_ == State::kConnected
-               ? "still connecting to Redis at " + where
-               : "Redis at " + where + " is unreachable" +
+    refuse(state_ == State::kResolving || state_ == State::kConnecting ||
+                   state_ == State::kConnected
+               ? "still connecting to " + source_->describe()
+               : source_->describe() + " is unreachable" +
                      (last_error_.empty() ? "" : " (" + last_error_ + ")"));
     return;
   }
@@ -212,41 +249,74 @@ void RedisSessionStore::record_request(const std::string& session_id, const std:
     refuse("too many requests are waiting for Redis; retry shortly");
     return;
   }
-  std::string key = kKeyPrefix + session_id;
-  std::string ttl = std::to_string(ttl_.count());
-  Command* command = track(
-      [this, done = std::move(done)](SessionUpdate update) {
-        if (update.ok && update.request_count < 0) {
-          update.found = false;
-          update.request_count = 0;
-          ++stats_.rejected;
-        } else if (update.ok && update.request_count == 1) {
-          ++stats_.created;
-        }
-        if (!update.ok) ++stats_.errors;
-        if (done) done(std::move(update));
-      },
-      false, true);
+  send_increment(kKeyPrefix + session_id, client_id, create,
+                 [this, done = std::move(done)](SessionUpdate update) {
+                   if (update.ok && update.request_count < 0) {
+                     update.found = false;
+                     update.request_count = 0;
+                     ++stats_.rejected;
+                   } else if (update.ok && update.request_count == 1) {
+                     ++stats_.created;
+                   }
+                   if (!update.ok) ++stats_.errors;
+                   if (done) done(std::move(update));
+                 });
+}
+
+void RedisSessionStore::send_increment(const std::string& key, const std::string& client_id,
+                                       bool create, Callback done) {
+  // The script's answer, kept for WAIT's callback when WAIT decides (behind Sentinel).
+  auto counted = std::make_shared<SessionUpdate>(SessionUpdate::failure("Redis did not answer"));
+  Command* command =
+      source_->replicated()
+          ? track([counted](SessionUpdate update) { *counted = std::move(update); }, false, true)
+          : track(std::move(done), false, true);
+  const std::string ttl = std::to_string(ttl_.count());
   const char* create_flag = create ? "1" : "0";
-  int result = redisAsyncCommand(context_, on_reply_callback, command, "EVAL %s 1 %b %b %b %s",
-                                 kRecordScript, key.data(), key.size(), client_id.data(),
-                                 client_id.size(), ttl.data(), ttl.size(), create_flag);
-  if (result != REDIS_OK) {
-    Callback failed = std::move(command->done);
-    commands_.pop_back();
+  if (redisAsyncCommand(context_, on_reply_callback, command, "EVAL %s 1 %b %b %b %s",
+                        kRecordScript, key.data(), key.size(), client_id.data(), client_id.size(),
+                        ttl.data(), ttl.size(), create_flag) != REDIS_OK) {
+    // Without WAIT the command held the caller's callback; with it, `done` still does.
+    Callback failed = source_->replicated() ? std::move(done) : std::move(command->done);
     --requests_waiting_;
+    commands_.pop_back();
     failed(SessionUpdate::failure("cannot send the command to Redis"));
+    return;
+  }
+  if (!source_->replicated()) return;
+  // WAIT right behind the script on the same connection: replies come in order, and WAIT covers
+  // every write this connection made before it, the script's included.
+  Command* wait = track(
+      [counted, done = std::move(done)](SessionUpdate replicas) {
+        // A failed script, or an unknown session (-1, nothing written), needs no replica.
+        if (!counted->ok || counted->request_count < 0) return done(*counted);
+        if (!replicas.ok) return done(replicas);
+        if (replicas.request_count < kWaitReplicas) {
+          return done(SessionUpdate::failure(
+              "the update reached no replica within " + std::to_string(kWaitTimeout.count()) +
+              " ms, so it might not survive a failover; retry shortly"));
+        }
+        done(*counted);
+      },
+      false);
+  if (redisAsyncCommand(context_, on_reply_callback, wait, "WAIT %d %d", kWaitReplicas,
+                        static_cast<int>(kWaitTimeout.count())) != REDIS_OK) {
+    Callback failed = std::move(wait->done);
+    commands_.pop_back();
+    failed(SessionUpdate::failure("cannot send WAIT to Redis"));
   }
 }
 
-void RedisSessionStore::on_reply_callback(redisAsyncContext*, void* reply, void* privdata) {
+void RedisSessionStore::on_reply_callback(redisAsyncContext* context, void* reply, void* privdata) {
   auto* command = static_cast<Command*>(privdata);
-  command->store->on_reply(command, static_cast<redisReply*>(reply));
+  RedisSessionStore* store = command->store;
+  store->on_reply(command, static_cast<redisReply*>(reply), context == store->context_);
 }
 
-void RedisSessionStore::on_reply(Command* command, redisReply* reply) {
+void RedisSessionStore::on_reply(Command* command, redisReply* reply, bool current) {
   Callback done = std::move(command->done);
   command->done = nullptr;
+  const bool role = command->role;
   // Replies come in order, so the command is almost always at the front.
   auto found = std::find_if(commands_.begin(), commands_.end(),
                             [command](const auto& item) { return item.get() == command; });
@@ -255,10 +325,26 @@ void RedisSessionStore::on_reply(Command* command, redisReply* reply) {
     commands_.erase(found);
   }
   if (!done) return;  // Already answered by a timeout or a lost connection.
+  const std::string where = node_.host + ":" + std::to_string(node_.port);
   if (reply == nullptr) {
     done(SessionUpdate::failure("the connection to Redis was lost"));
   } else if (reply->type == REDIS_REPLY_ERROR) {
-    done(SessionUpdate::failure("Redis answered: " + std::string(reply->str, reply->len)));
+    const std::string error(reply->str, reply->len);
+    done(SessionUpdate::failure("Redis answered: " + error));
+    // A master demoted to a replica refuses writes: the master is elsewhere now.
+    if (current && context_ != nullptr && error.rfind("READONLY", 0) == 0) {
+      fail_connection("Redis at " + where + " is no longer the master (READONLY)");
+    }
+  } else if (role) {
+    const bool master = reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+                        reply->element[0]->type == REDIS_REPLY_STRING &&
+                        std::string(reply->element[0]->str, reply->element[0]->len) == "master";
+    if (master) {
+      done(SessionUpdate::counted(0));
+    } else {
+      source_->refused();
+      done(SessionUpdate::failure("Redis at " + where + " is not the master"));
+    }
   } else if (reply->type == REDIS_REPLY_INTEGER) {
     done(SessionUpdate::counted(reply->integer));
   } else {
@@ -304,8 +390,8 @@ void RedisSessionStore::schedule_reconnect() {
 void RedisSessionStore::check_deadlines() {
   auto now = std::chrono::steady_clock::now();
   if (state_ == State::kConnecting && context_ != nullptr && now > connect_deadline_) {
-    fail_connection("connecting to Redis at " + endpoint_.host + ":" +
-                    std::to_string(endpoint_.port) + " timed out");
+    fail_connection("connecting to Redis at " + node_.host + ":" + std::to_string(node_.port) +
+                    " timed out");
     return;
   }
   for (const auto& command : commands_) {
@@ -336,6 +422,7 @@ void RedisSessionStore::close() {
   for (uv_timer_t* timer : {&reconnect_timer_, &deadline_timer_, &stats_timer_}) {
     uv_close(reinterpret_cast<uv_handle_t*>(timer), nullptr);
   }
+  source_->close();
   fail_connection("the server is shutting down");
 }
 

@@ -169,6 +169,13 @@ BOOST_AUTO_TEST_CASE(every_flag_is_read) {
   BOOST_TEST(config.slow_request.count() == 250);
 }
 
+BOOST_AUTO_TEST_CASE(a_sentinel_store_is_read) {
+  const std::string url = "sentinel://:pw@s1:26379,s2:26379,[::1]:26379/tandem/2";
+  const auto result = run({"--session-store", url});
+  BOOST_TEST_REQUIRE(result.outcome.run, result.err);
+  BOOST_TEST(result.outcome.settings.session_store == url);
+}
+
 BOOST_AUTO_TEST_CASE(every_variable_is_read_from_the_environment) {
   const Env env = {{"TANDEM_PORT", "4003"},
                    {"TANDEM_BIND", "0.0.0.0"},
@@ -289,6 +296,11 @@ BOOST_AUTO_TEST_CASE(bad_flag_values_are_one_line_and_exit_2) {
       {"--session-store", "redis://[::1:6379"},
       {"--session-store", "redis://[nope]:6379"},
       {"--session-store", "rediss://host:6379"},
+      {"--session-store", "sentinel://host:26379"},
+      {"--session-store", "sentinel://host/mymaster"},
+      {"--session-store", "sentinel://host:26379,/mymaster"},
+      {"--session-store", "sentinel://host:26379/my master"},
+      {"--session-store", "sentinel://host:26379/mymaster/16"},
       {"--max-sessions", "0"},
       {"--max-sessions", "-5"},
       {"--max-sessions", "1e3"},

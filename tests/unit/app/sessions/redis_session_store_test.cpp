@@ -1,10 +1,6 @@
 #define BOOST_TEST_MODULE redis_session_store
 #include "app/sessions/redis_session_store.hpp"
 
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
@@ -12,8 +8,9 @@
 #include <cstdio>
 #include <functional>
 #include <string>
-#include <thread>
 
+#include "redis_processes.hpp"
+#include "store_loop.hpp"
 #include "tandem/log.hpp"
 
 using namespace std::chrono_literals;
@@ -22,119 +19,27 @@ using tandem::SessionUpdate;
 
 namespace {
 
-uint16_t free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t length = sizeof address;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
-bool port_open(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool open = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-  close(fd);
-  return open;
-}
+using tandem::testing::free_port;
 
 // A real redis-server on a loopback port, stopped and reaped by the destructor.
-class RedisServer {
+class RedisServer : public tandem::testing::RedisProcess {
  public:
-  explicit RedisServer(uint16_t port, std::string password = {}) : port_(port) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      std::string port_text = std::to_string(port);
-      std::freopen("/dev/null", "w", stdout);
-      if (password.empty()) {
-        execlp("redis-server", "redis-server", "--port", port_text.c_str(), "--bind", "127.0.0.1",
-               "--save", "", "--appendonly", "no", "--dir", "/tmp", nullptr);
-      } else {
-        execlp("redis-server", "redis-server", "--port", port_text.c_str(), "--bind", "127.0.0.1",
-               "--save", "", "--appendonly", "no", "--dir", "/tmp", "--requirepass",
-               password.c_str(), nullptr);
-      }
-      std::perror("redis-server (install Debian's redis-server)");
-      _exit(127);
-    }
-    auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (!port_open(port) && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(10ms);
-    }
-    BOOST_TEST_REQUIRE(port_open(port), "redis-server did not start on port " << port);
-  }
-  ~RedisServer() { stop(); }
-  void stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGCONT);
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  void pause() { kill(pid_, SIGSTOP); }
-  void resume() { kill(pid_, SIGCONT); }
-
- private:
-  uint16_t port_;
-  pid_t pid_ = -1;
+  explicit RedisServer(uint16_t port, const std::string& password = {})
+      : RedisProcess(port,
+                     tandem::testing::redis_server_args(
+                         port, "/tmp",
+                         password.empty() ? std::vector<std::string>{}
+                                          : std::vector<std::string>{"--requirepass", password})) {}
 };
 
-// A loop with a store on it; the destructor closes the store and checks no handle is left.
-struct Fixture {
-  uv_loop_t loop;
-  std::FILE* log_file = std::getenv("TEST_LOG_STDERR") ? fdopen(dup(2), "w") : std::tmpfile();
-  tandem::Log log{"test", log_file};
+// A loop with a store on a Redis at `port`.
+struct Fixture : tandem::testing::StoreLoop {
   uint16_t port = free_port();
-  std::unique_ptr<RedisSessionStore> store;
-
-  uv_timer_t alive;  // Stands in for the server's listener, which keeps a real loop alive.
-
-  Fixture() {
-    uv_loop_init(&loop);
-    uv_timer_init(&loop, &alive);
-    uv_timer_start(
-        &alive, [](uv_timer_t*) {}, 1000, 1000);
-  }
-  ~Fixture() {
-    uv_close(reinterpret_cast<uv_handle_t*>(&alive), nullptr);
-    if (store) store->close();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    store.reset();
-    BOOST_TEST(uv_loop_close(&loop) == 0);  // A leaked handle fails here.
-    std::fclose(log_file);
-  }
 
   void make_store(std::string password = {}, std::chrono::seconds ttl = 60s) {
     tandem::RedisEndpoint endpoint{"127.0.0.1", port, 3, {}, std::move(password)};
     store = std::make_unique<RedisSessionStore>(&loop, endpoint, ttl, log);
     store->start();
-  }
-
-  // Runs the loop until `done` or the deadline; returns whether `done` became true.
-  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 5000ms) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done() && std::chrono::steady_clock::now() < deadline) uv_run(&loop, UV_RUN_NOWAIT);
-    return done();
-  }
-
-  SessionUpdate record_once(const std::string& id, bool create) {
-    std::optional<SessionUpdate> result;
-    store->record_request(id, "client", create, [&](SessionUpdate update) { result = update; });
-    BOOST_TEST_REQUIRE(run_until([&] { return result.has_value(); }));
-    return *result;
-  }
-
-  // As the application counts: against the session if Redis has it, else against a new one.
-  SessionUpdate record(const std::string& id) {
-    SessionUpdate update = record_once(id, false);
-    return update.ok && !update.found ? record_once(id, true) : update;
   }
 };
 
@@ -272,6 +177,21 @@ BOOST_AUTO_TEST_CASE(password_is_sent_and_a_wrong_one_is_reported) {
   BOOST_TEST((refused.error.find("WRONGPASS") != std::string::npos ||
               refused.error.find("connecting") != std::string::npos),
              refused.error);
+}
+
+BOOST_AUTO_TEST_CASE(a_readonly_answer_drops_the_connection) {
+  // A replica (of a master that is not there) stands for a demoted master: it refuses writes.
+  tandem::testing::RedisProcess replica(
+      port, tandem::testing::redis_server_args(
+                port, "/tmp", {"--replicaof", "127.0.0.1", std::to_string(free_port())}));
+  make_store();
+  BOOST_TEST_REQUIRE(run_until([&] { return store->state() == "ok"; }));
+  SessionUpdate refused = record_once("r", true);
+  BOOST_TEST(!refused.ok);
+  BOOST_TEST(refused.error.find("READONLY") != std::string::npos, refused.error);
+  // The connection is dropped so that the node is resolved again, not kept.
+  BOOST_TEST(store->state() != "ok");
+  BOOST_TEST(log_text().find("is no longer the master (READONLY)") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(closing_answers_waiting_requests) {
