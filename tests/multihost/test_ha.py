@@ -1,4 +1,4 @@
-"""No single point of failure, the balancers: ansible/inventories/example deployed onto its eight
+"""No single point of failure, the balancers and Redis: ansible/inventories/example deployed onto its eight
 hosts (conftest.py: a pair of balancers sharing one virtual address, two application hosts,
 three Redis hosts with Sentinels, the monitoring), and drills on the pair under load through the
 virtual address, as clients reach the site:
@@ -11,12 +11,15 @@ virtual address, as clients reach the site:
    fewer than 0.5 % of the requests fail, and none started after the takeover;
 3. the dead balancer powered on under load: its HAProxy copies the survivor's maint and drain
    states before its keepalived starts, it comes back as BACKUP, and the address stays where it
-   is: no request fails.
+   is: no request fails;
+4. every Sentinel names one primary, whose writes reach both replicas;
+5. the Redis primary's host powered off under load: a replica is promoted, the instances follow
+   it, session requests fail only during the failover window, every acknowledged increment is
+   counted once; the old primary comes back as a replica, and deploy.yml leaves it so.
 
 The load is test_fleet.py's (tests/multihost/drills.py): RATE GET /api/whoami per second and
-CLIENTS sticky session clients over HTTPS, the site's name resolved to the virtual address.
-Redis's own failover under load needs tandem-server's sentinel:// store, which the package does
-not take yet: that drill comes with it. The tests are one story and run in file order.
+CLIENTS sticky session clients over HTTPS, the site's name resolved to the virtual address. The
+tests are one story and run in file order.
 """
 
 import threading
@@ -25,10 +28,11 @@ import time
 import yaml
 
 from tests.harness.ansible_guest import ANSIBLE_DIR
-from tests.harness.redis import RedisError, command
+from tests.harness.redis import (RedisError, check_sessions_across_failures, command,
+                                 session_count)
 from tests.harness.waiting import wait_until
-from tests.multihost.drills import (BACKEND, Traffic, address, lb_api, report_run, require_ok,
-                                    statuses, wait_up)
+from tests.multihost.drills import (BACKEND, CLIENTS, Traffic, address, lb_api, report_run,
+                                    require_ok, statuses, wait_up)
 
 EXAMPLE = ANSIBLE_DIR / "inventories/example"  # what conftest.py deploys
 LBS = ("lb1.example.net", "lb2.example.net")
@@ -256,3 +260,83 @@ def test_redis_replicas_follow_the_primary_named_by_the_sentinels(fleet, report)
     assert len({tuple(answer) for answer in named.values()}) == 1
     assert acknowledged == 2
     assert set(copies.values()) == {"1"}
+
+
+# --- 5. the Redis primary lost ----------------------------------------------------------------
+
+def named_primary(fleet, sentinel_host):
+    """The address the Sentinel on that host names for the master, or None if it does not
+    answer."""
+    try:
+        return redis_command(fleet, sentinel_host, SENTINEL_PORT, "SENTINEL",
+                             "get-master-addr-by-name", MASTER_NAME)[0]
+    except (RedisError, OSError):
+        return None
+
+
+def host_at(fleet, ip):
+    return next(host for host in REDIS_HOSTS if address(fleet, host) == ip)
+
+
+def test_redis_primary_powered_off_under_load_a_replica_takes_over(fleet, report):
+    """The primary's host powered off at once under load, the instances' store being
+    sentinel://: the Sentinels promote a replica, the instances follow (+switch-master), session
+    requests fail only during the failover window, and every increment acknowledged before,
+    during and after it is in the final counts exactly once (an answered count never repeats or
+    goes back; a failed request may have counted, and then skips one number). Powered on, the old
+    primary comes back as a replica of the new one, and deploy.yml leaves it so (changed=0)."""
+    assert fleet.machine_vars["redis_sessions_through_sentinel"], \
+        "the package under test takes sentinel:// (tandem-server --help)"
+    before = named_primary(fleet, REDIS_HOSTS[1])
+    primary = host_at(fleet, before)
+    survivors = [host for host in REDIS_HOSTS if host != primary]
+    holder = holders(fleet)[0]
+    with Traffic(fleet, "redis primary lost", target=fleet.virtual_address,
+                 lb=holder) as traffic:
+        cut = time.monotonic()
+        fleet.fleet.power_off(primary, force=True)
+        after = wait_until(lambda: named_primary(fleet, survivors[0]), 30.0, 0.1,
+                           "the Sentinels to name another primary",
+                           holds=lambda ip: ip is not None and ip != before)
+        promoted = time.monotonic()
+        time.sleep(10.0)
+    failed_gets, failed_posts, _ = traffic.summarize(report)
+    new_primary = host_at(fleet, after)
+    window = (max(o.finished for o in failed_posts) - min(o.started for o in failed_posts)
+              if failed_posts else 0.0)
+    late = [o for o in failed_posts if o.started > promoted + 5.0]
+    problems, moved, skipped = check_sessions_across_failures(
+        traffic.clients, lambda session_id: session_count(
+            REDIS_PORT, session_id, password=fleet.secrets["vault_redis_password"],
+            host=after))
+    acknowledged = sum(1 for o in traffic.posts if o.ok)
+    report(f"redis primary lost: {primary.split('.')[0]} powered off; the Sentinels named "
+           f"{new_primary.split('.')[0]} {promoted - cut:.2f} s after the cut; "
+           f"{len(failed_posts)} of {len(traffic.posts)} session requests failed, from "
+           f"{min((o.started for o in failed_posts), default=cut) - cut:+.2f} s to "
+           f"{max((o.finished for o in failed_posts), default=cut) - cut:+.2f} s (a window of "
+           f"{window:.2f} s); {len(failed_gets)} GET failed; {acknowledged} increments "
+           f"acknowledged, {CLIENTS - len(problems)} of {CLIENTS} clients with every one of them "
+           f"counted once ({skipped} numbers skipped by failed requests that had counted)")
+    for problem in problems[:5]:
+        report(f"redis primary lost:   {problem}")
+    assert not failed_gets
+    assert not problems, "\n".join(problems)
+    assert window <= 5.0 and not late
+    assert all(o.status in (0, 503) for o in failed_posts)
+
+    fleet.fleet.power_on(primary)
+    role = wait_until(lambda: redis_command(fleet, primary, REDIS_PORT, "ROLE"), 60.0, 0.5,
+                      f"{primary} to come back as a replica of {after}",
+                      holds=lambda found: found[:2] == ["slave", after]
+                      and found[3] == "connected", ignore=(RedisError, OSError))
+    again = fleet.playbook("deploy.yml", extra_vars=PER_SOURCE_OFF)
+    report_run(report, "deploy after the failover", again)
+    roles = {host.split(".")[0]: redis_command(fleet, host, REDIS_PORT, "ROLE")[:2]
+             for host in REDIS_HOSTS}
+    report(f"redis primary lost: {primary.split('.')[0]} back as {role[:4]}; after deploy.yml: "
+           f"{roles}")
+    require_ok(again)
+    assert all(recap["changed"] == 0 for recap in again.recaps().values()), again.recaps()
+    assert roles[new_primary.split(".")[0]][0] == "master"
+    assert roles[primary.split(".")[0]] == ["slave", after]
