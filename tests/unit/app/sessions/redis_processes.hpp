@@ -104,11 +104,7 @@ inline std::vector<std::string> redis_server_args(uint16_t port, const std::stri
                                 "--dir",
                                 dir,
                                 "--dbfilename",
-                                "dump-" + std::to_string(port) + ".rdb",
-                                // A replica's first sync at once, not after Redis 7's default 5 s
-                                // wait for more replicas to share it.
-                                "--repl-diskless-sync-delay",
-                                "0"};
+                                "dump-" + std::to_string(port) + ".rdb"};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }
