@@ -33,9 +33,9 @@ import time
 import yaml
 
 from bench.scaling.figures import cpu_ceiling
-from tests.harness import load, procstat, wrk
+from tests.harness import https_load, load, procstat, wrk
 from tests.harness.ansible_guest import ANSIBLE_DIR
-from tests.harness.load import ContinuousLoad, Request
+from tests.harness.load import Request
 from tests.harness.redis import check_sessions, check_sessions_across_failures, session_count
 from tests.harness.runtime_api import RotationMonitor, RuntimeApi
 from tests.harness.waiting import wait_until
@@ -138,8 +138,9 @@ def stored_count(fleet):
 
 class Traffic:
     """RATE GET /api/whoami per second and CLIENTS sticky session clients over HTTPS through the
-    balancer, and HAProxy's servers read every 100 ms, from entering the `with` (after every
-    client has its session) until leaving it (a second later)."""
+    balancer (https_load: Python's ssl, each client one connection kept alive), and HAProxy's
+    servers read every 100 ms, from entering the `with` (after every client has its session)
+    until leaving it (a second later)."""
 
     def __init__(self, fleet, name, warm=2.0, after=1.0):
         self.fleet = fleet
@@ -158,12 +159,12 @@ class Traffic:
         try:
             self.monitor = RotationMonitor(self.fleet.fleet[LB].guest.path(ADMIN_SOCKET),
                                            BACKEND).__enter__()
-            self.gets = ContinuousLoad(site_url(self.fleet, "/api/whoami"), RATE,
+            self.gets = https_load.ContinuousLoad(site_url(self.fleet, "/api/whoami"), RATE,
                                        **options).__enter__()
             url = site_url(self.fleet, "/api/session")
-            self.clients = [load.Client(name=f"{self.name}-{n}", **options)
+            self.clients = [https_load.Client(name=f"{self.name}-{n}", **options)
                             for n in range(CLIENTS)]
-            self.rounds = load.Rounds(
+            self.rounds = https_load.Rounds(
                 self.clients, lambda client, n: load.session_post(url, client.name, n + 1),
                 ROUND_PAUSE).__enter__()
             # Every client has its session and its instance before the drill: its first answer
