@@ -132,7 +132,7 @@ def test_rolling_restart_over_https_fails_nothing(target, report, tmp_path):
     clients = [load.Client(name=f"tls-{n}", ca_file=ca, http2=True) for n in range(CLIENTS)]
     gets = PacedLoad(f"{HTTPS_URL}/api/whoami", rate=RATE, duration=600, ca_file=ca,
                      http2=True)
-    pids = {unit: int(target.guest.show(unit, "MainPID")["MainPID"]) for unit in UNITS}
+    pids = target.guest.main_pids(UNITS)
     try:
         gets.start()
         with load.Rounds(clients, lambda client, n: session_post(url, client.name, n + 1),
@@ -142,7 +142,7 @@ def test_rolling_restart_over_https_fails_nothing(target, report, tmp_path):
             time.sleep(1.0)
             rounds.stop()
         outcomes = stop_loads(gets)
-        restarted = {unit: int(target.guest.show(unit, "MainPID")["MainPID"]) for unit in UNITS}
+        restarted = target.guest.main_pids(UNITS)
         problems, moved = check_sessions(
             clients, lambda session_id: session_count(REDIS_PORT, session_id))
     finally:

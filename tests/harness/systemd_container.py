@@ -534,6 +534,11 @@ class SystemdContainer:
         text = self.systemctl("show", unit, *(f"--property={p}" for p in properties)).stdout
         return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
+    def main_pids(self, units):
+        """{unit: its main process's pid}, 0 for a unit that does not run: a restart shows as a
+        new pid."""
+        return {unit: int(self.show(unit, "MainPID")["MainPID"]) for unit in units}
+
     def journal(self, *args):
         return self.run(["journalctl", "--no-pager", "--quiet"] + list(args)).stdout
 

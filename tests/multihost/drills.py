@@ -6,8 +6,7 @@ reach (lb1's by default, or the pair's virtual address)."""
 import json
 import time
 
-from tests.harness import load
-from tests.harness.load import ContinuousLoad
+from tests.harness import https_load, load
 from tests.harness.runtime_api import RotationMonitor, RuntimeApi
 from tests.harness.waiting import wait_until
 
@@ -84,10 +83,11 @@ def last_instance(client):
 
 class Traffic:
     """RATE GET /api/whoami per second and CLIENTS sticky session clients over HTTPS through a
-    balancer, and HAProxy's servers read every 100 ms, from entering the `with` (after every
-    client has its session) until leaving it (a second later). `target`: the address the site's
-    name resolves to (lb1's by default; the balancers' virtual address, say); `lb`: the balancer
-    whose HAProxy is read (lb1)."""
+    balancer (https_load: Python's ssl, each client one connection kept alive), and HAProxy's
+    servers read every 100 ms, from entering the `with` (after every client has its session)
+    until leaving it (a second later). `target`: the address the site's name resolves to (lb1's
+    by default; the balancers' virtual address, say); `lb`: the balancer whose HAProxy is read
+    (lb1)."""
 
     def __init__(self, fleet, name, warm=2.0, after=1.0, target=None, lb=LB):
         self.fleet = fleet
@@ -108,12 +108,12 @@ class Traffic:
         try:
             self.monitor = RotationMonitor(self.fleet.fleet[self.lb].guest.path(ADMIN_SOCKET),
                                            BACKEND).__enter__()
-            self.gets = ContinuousLoad(site_url(self.fleet, "/api/whoami"), RATE,
+            self.gets = https_load.ContinuousLoad(site_url(self.fleet, "/api/whoami"), RATE,
                                        **options).__enter__()
             url = site_url(self.fleet, "/api/session")
-            self.clients = [load.Client(name=f"{self.name}-{n}", **options)
+            self.clients = [https_load.Client(name=f"{self.name}-{n}", **options)
                             for n in range(CLIENTS)]
-            self.rounds = load.Rounds(
+            self.rounds = https_load.Rounds(
                 self.clients, lambda client, n: load.session_post(url, client.name, n + 1),
                 ROUND_PAUSE).__enter__()
             # Every client has its session and its instance before the drill: its first answer

@@ -66,8 +66,9 @@ CPU_CONNECTIONS = 16
 # --- the deployment's view (more in drills.py) ----------------------------------------------
 
 def unit_pids(fleet, host):
-    guest = fleet.fleet[host].guest
-    return {instance["id"]: guest.show(f"tandem@{instance['port']}.service", "MainPID")["MainPID"]
+    pids = fleet.fleet[host].guest.main_pids(
+        [f"tandem@{instance['port']}.service" for instance in INSTANCES[host]])
+    return {instance["id"]: pids[f"tandem@{instance['port']}.service"]
             for instance in INSTANCES[host]}
 
 
@@ -263,7 +264,7 @@ def check_roll(fleet, report, name, traffic, run, pids_before):
     assert order == ALL_IDS
     for host in (APP1, APP2):
         for server in IDS[host]:
-            assert pids_after[host][server] not in ("0", pids_before[host][server])
+            assert pids_after[host][server] not in (0, pids_before[host][server])
     moved = check_counts(fleet, report, traffic)
     assert moved == CLIENTS, "every client's instance was restarted under it"
     wait_up(fleet, ALL_IDS)
