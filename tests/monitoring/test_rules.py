@@ -1,8 +1,9 @@
 """The monitoring's files, checked without a deployment: the rules pass promtool's check and its
 unit tests (every alert fires when it should and stays silent when it should), the configurations
 the tandem_monitoring role renders for both inventories pass promtool, amtool and the blackbox
-exporter's own check, the HTTPS probe reaches every balancer's front (and none without HTTPS), and
-the Grafana dashboard's panels all carry a query of the recorded series."""
+exporter's own check, the HTTPS probe reaches every balancer's front (and none without HTTPS), the
+Redis probe every data node and Sentinel (and none without them), and the Grafana dashboard's
+panels all carry a query of the recorded series."""
 
 import json
 import pathlib
@@ -137,6 +138,41 @@ def test_the_https_probe_follows_the_balancers_settings(tmp_path):
     assert job["static_configs"][0]["targets"] == ["https://[fd00::10]:8443/hz"]
     rendered = render(tmp_path, "example", tandem_lb_https_port=0)
     assert "https" not in scrape_jobs(yaml.safe_load(rendered["prometheus.yml"].read_text()))
+
+
+@pytest.mark.parametrize("inventory, extra_vars, nodes, sentinels", [
+    ("example", {}, {"redis1.example.net": "10.0.0.30:6379", "redis2.example.net": "10.0.0.31:6379",
+                     "redis3.example.net": "10.0.0.32:6379"},
+     {"redis1.example.net": "10.0.0.30:26379", "redis2.example.net": "10.0.0.31:26379",
+      "redis3.example.net": "10.0.0.32:26379"}),
+    # One Redis host: no Sentinel to probe.
+    ("local", {"redis_enabled": True}, {"tandem-local": "127.0.0.1:6379"}, None),
+    # No Redis: nothing to probe.
+    ("local", {}, None, None),
+])
+def test_every_redis_node_and_sentinel_is_probed_through_the_exporter(tmp_path, inventory,
+                                                                      extra_vars, nodes, sentinels):
+    rendered = render(tmp_path, inventory, **extra_vars)
+    jobs = scrape_jobs(yaml.safe_load(rendered["prometheus.yml"].read_text()))
+    blackbox = yaml.safe_load(rendered["blackbox.yml"].read_text())
+    for name, expected in (("redis", nodes), ("sentinel", sentinels)):
+        if expected is None:
+            assert name not in jobs
+            continue
+        job = jobs[name]
+        assert job["metrics_path"] == "/probe" and job["params"] == {"module": ["tandem_redis"]}
+        assert job["static_configs"] == [{"targets": [target], "labels": {"host": host}}
+                                         for host, target in expected.items()]
+        assert job["relabel_configs"] == [
+            {"source_labels": ["__address__"], "target_label": "__param_target"},
+            {"source_labels": ["__param_target"], "target_label": "instance"},
+            {"target_label": "__address__", "replacement": "127.0.0.1:9115"},
+        ]
+    # PING, answered by Redis itself with or without a password; nothing secret in the probe.
+    module = blackbox["modules"]["tandem_redis"]
+    assert module["prober"] == "tcp"
+    assert module["tcp"]["query_response"] == [{"send": "PING"},
+                                               {"expect": "^(\\+PONG|-NOAUTH)"}]
 
 
 def test_the_grafana_dashboard_queries_the_recorded_series():
