@@ -48,7 +48,7 @@ def test_every_alert_has_unit_tests_that_pass():
 
 
 TEMPLATES = ("prometheus.yml.j2", "alertmanager.yml.j2", "blackbox.yml.j2",
-             "blackbox-exporter.default.j2")
+             "blackbox-exporter.default.j2", "redis-exporter.default.j2")
 
 
 def render(tmp_path, inventory, **extra_vars):
@@ -173,6 +173,34 @@ def test_every_redis_node_and_sentinel_is_probed_through_the_exporter(tmp_path, 
     assert module["prober"] == "tcp"
     assert module["tcp"]["query_response"] == [{"send": "PING"},
                                                {"expect": "^(\\+PONG|-NOAUTH)"}]
+
+
+def test_the_redis_exporter_reads_every_node_and_sentinel_once_switched_on(tmp_path):
+    """Off by default: no job. On: one job reads every data node and Sentinel through the exporter
+    on the monitoring host, whose environment file carries the password (escaped for systemd)
+    and no default node, and the configuration passes promtool."""
+    rendered = render(tmp_path, "example")
+    assert "redis_exporter" not in scrape_jobs(yaml.safe_load(rendered["prometheus.yml"].read_text()))
+    password = 'p"ss\\word-0123456789'
+    rendered = render(tmp_path, "example", tandem_monitoring_redis_exporter=True,
+                      vault_redis_password=password)
+    config = yaml.safe_load(rendered["prometheus.yml"].read_text())
+    job = scrape_jobs(config)["redis_exporter"]
+    assert job["metrics_path"] == "/scrape"
+    assert job["static_configs"] == [
+        {"targets": [f"redis://{address}:6379", f"redis://{address}:26379"],
+         "labels": {"host": f"redis{n}.example.net"}}
+        for n, address in enumerate(("10.0.0.30", "10.0.0.31", "10.0.0.32"), start=1)]
+    assert job["relabel_configs"][-1] == {"target_label": "__address__",
+                                          "replacement": "127.0.0.1:9121"}
+    environment = rendered["redis-exporter.default"].read_text()
+    assert ('ARGS="--web.listen-address=127.0.0.1:9121 --redis.addr= --connection-timeout=5s"'
+            in environment)
+    assert 'REDIS_PASSWORD="p\\"ss\\\\word-0123456789"' in environment
+    config["rule_files"] = [str(RULES / "tandem.rules.yml")]
+    rendered["prometheus.yml"].write_text(yaml.safe_dump(config))
+    checked = run(["promtool", "check", "config", str(rendered["prometheus.yml"])])
+    assert checked.returncode == 0, checked.stdout
 
 
 def test_the_grafana_dashboard_queries_the_recorded_series():
