@@ -140,6 +140,20 @@ def test_the_https_probe_follows_the_balancers_settings(tmp_path):
     assert "https" not in scrape_jobs(yaml.safe_load(rendered["prometheus.yml"].read_text()))
 
 
+def test_the_virtual_address_is_probed_where_the_balancers_share_one(tmp_path):
+    """The example's address (its prefix dropped), with the fronts' module, port and check path;
+    none without a virtual address (the local inventory) or without HTTPS."""
+    rendered = render(tmp_path, "example", tandem_lb_check_path="/hz")
+    job = scrape_jobs(yaml.safe_load(rendered["prometheus.yml"].read_text()))["vip"]
+    assert job["params"] == {"module": ["tandem_https"]}
+    assert job["static_configs"] == [{"targets": ["https://10.0.0.9:443/hz"]}]
+    assert job["relabel_configs"][-1] == {"target_label": "__address__",
+                                          "replacement": "127.0.0.1:9115"}
+    for inventory, extra_vars in (("local", {}), ("example", {"tandem_lb_https_port": 0})):
+        rendered = render(tmp_path, inventory, **extra_vars)
+        assert "vip" not in scrape_jobs(yaml.safe_load(rendered["prometheus.yml"].read_text()))
+
+
 @pytest.mark.parametrize("inventory, extra_vars, nodes, sentinels", [
     ("example", {}, {"redis1.example.net": "10.0.0.30:6379", "redis2.example.net": "10.0.0.31:6379",
                      "redis3.example.net": "10.0.0.32:6379"},
