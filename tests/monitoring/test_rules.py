@@ -194,7 +194,8 @@ def test_the_redis_exporter_reads_every_node_and_sentinel_once_switched_on(tmp_p
     on the monitoring host, whose environment file carries the password (escaped for systemd)
     and no default node, and the configuration passes promtool."""
     rendered = render(tmp_path, "example")
-    assert "redis_exporter" not in scrape_jobs(yaml.safe_load(rendered["prometheus.yml"].read_text()))
+    jobs = scrape_jobs(yaml.safe_load(rendered["prometheus.yml"].read_text()))
+    assert "redis_exporter" not in jobs
     password = 'p"ss\\word-0123456789'
     rendered = render(tmp_path, "example", tandem_monitoring_redis_exporter=True,
                       vault_redis_password=password)
