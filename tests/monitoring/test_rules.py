@@ -1,8 +1,9 @@
 """The monitoring's files, checked without a deployment: the rules pass promtool's check and its
 unit tests (every alert fires when it should and stays silent when it should), the configurations
 the tandem_monitoring role renders for both inventories pass promtool, amtool and the blackbox
-exporter's own check, the HTTPS probe reaches every balancer's front (and none without HTTPS), and
-the Grafana dashboard's panels all carry a query of the recorded series."""
+exporter's own check, the HTTPS probe reaches every balancer's front (and none without HTTPS), the
+Redis probe every data node and Sentinel (and none without them), and the Grafana dashboard's
+panels all carry a query of the recorded series."""
 
 import json
 import pathlib
@@ -47,7 +48,7 @@ def test_every_alert_has_unit_tests_that_pass():
 
 
 TEMPLATES = ("prometheus.yml.j2", "alertmanager.yml.j2", "blackbox.yml.j2",
-             "blackbox-exporter.default.j2")
+             "blackbox-exporter.default.j2", "redis-exporter.default.j2")
 
 
 def render(tmp_path, inventory, **extra_vars):
@@ -137,6 +138,84 @@ def test_the_https_probe_follows_the_balancers_settings(tmp_path):
     assert job["static_configs"][0]["targets"] == ["https://[fd00::10]:8443/hz"]
     rendered = render(tmp_path, "example", tandem_lb_https_port=0)
     assert "https" not in scrape_jobs(yaml.safe_load(rendered["prometheus.yml"].read_text()))
+
+
+def test_the_virtual_address_is_probed_where_the_balancers_share_one(tmp_path):
+    """The example's address (its prefix dropped), with the fronts' module, port and check path;
+    none without a virtual address (the local inventory) or without HTTPS."""
+    rendered = render(tmp_path, "example", tandem_lb_check_path="/hz")
+    job = scrape_jobs(yaml.safe_load(rendered["prometheus.yml"].read_text()))["vip"]
+    assert job["params"] == {"module": ["tandem_https"]}
+    assert job["static_configs"] == [{"targets": ["https://10.0.0.9:443/hz"]}]
+    assert job["relabel_configs"][-1] == {"target_label": "__address__",
+                                          "replacement": "127.0.0.1:9115"}
+    for inventory, extra_vars in (("local", {}), ("example", {"tandem_lb_https_port": 0})):
+        rendered = render(tmp_path, inventory, **extra_vars)
+        assert "vip" not in scrape_jobs(yaml.safe_load(rendered["prometheus.yml"].read_text()))
+
+
+@pytest.mark.parametrize("inventory, extra_vars, nodes, sentinels", [
+    ("example", {}, {"redis1.example.net": "10.0.0.30:6379", "redis2.example.net": "10.0.0.31:6379",
+                     "redis3.example.net": "10.0.0.32:6379"},
+     {"redis1.example.net": "10.0.0.30:26379", "redis2.example.net": "10.0.0.31:26379",
+      "redis3.example.net": "10.0.0.32:26379"}),
+    # One Redis host: no Sentinel to probe.
+    ("local", {"redis_enabled": True}, {"tandem-local": "127.0.0.1:6379"}, None),
+    # No Redis: nothing to probe.
+    ("local", {}, None, None),
+])
+def test_every_redis_node_and_sentinel_is_probed_through_the_exporter(tmp_path, inventory,
+                                                                      extra_vars, nodes, sentinels):
+    rendered = render(tmp_path, inventory, **extra_vars)
+    jobs = scrape_jobs(yaml.safe_load(rendered["prometheus.yml"].read_text()))
+    blackbox = yaml.safe_load(rendered["blackbox.yml"].read_text())
+    for name, expected in (("redis", nodes), ("sentinel", sentinels)):
+        if expected is None:
+            assert name not in jobs
+            continue
+        job = jobs[name]
+        assert job["metrics_path"] == "/probe" and job["params"] == {"module": ["tandem_redis"]}
+        assert job["static_configs"] == [{"targets": [target], "labels": {"host": host}}
+                                         for host, target in expected.items()]
+        assert job["relabel_configs"] == [
+            {"source_labels": ["__address__"], "target_label": "__param_target"},
+            {"source_labels": ["__param_target"], "target_label": "instance"},
+            {"target_label": "__address__", "replacement": "127.0.0.1:9115"},
+        ]
+    # PING, answered by Redis itself with or without a password; nothing secret in the probe.
+    module = blackbox["modules"]["tandem_redis"]
+    assert module["prober"] == "tcp"
+    assert module["tcp"]["query_response"] == [{"send": "PING"},
+                                               {"expect": "^(\\+PONG|-NOAUTH)"}]
+
+
+def test_the_redis_exporter_reads_every_node_and_sentinel_once_switched_on(tmp_path):
+    """Off by default: no job. On: one job reads every data node and Sentinel through the exporter
+    on the monitoring host, whose environment file carries the password (escaped for systemd)
+    and no default node, and the configuration passes promtool."""
+    rendered = render(tmp_path, "example")
+    jobs = scrape_jobs(yaml.safe_load(rendered["prometheus.yml"].read_text()))
+    assert "redis_exporter" not in jobs
+    password = 'p"ss\\word-0123456789'
+    rendered = render(tmp_path, "example", tandem_monitoring_redis_exporter=True,
+                      vault_redis_password=password)
+    config = yaml.safe_load(rendered["prometheus.yml"].read_text())
+    job = scrape_jobs(config)["redis_exporter"]
+    assert job["metrics_path"] == "/scrape"
+    assert job["static_configs"] == [
+        {"targets": [f"redis://{address}:6379", f"redis://{address}:26379"],
+         "labels": {"host": f"redis{n}.example.net"}}
+        for n, address in enumerate(("10.0.0.30", "10.0.0.31", "10.0.0.32"), start=1)]
+    assert job["relabel_configs"][-1] == {"target_label": "__address__",
+                                          "replacement": "127.0.0.1:9121"}
+    environment = rendered["redis-exporter.default"].read_text()
+    assert ('ARGS="--web.listen-address=127.0.0.1:9121 --redis.addr= --connection-timeout=5s"'
+            in environment)
+    assert 'REDIS_PASSWORD="p\\"ss\\\\word-0123456789"' in environment
+    config["rule_files"] = [str(RULES / "tandem.rules.yml")]
+    rendered["prometheus.yml"].write_text(yaml.safe_dump(config))
+    checked = run(["promtool", "check", "config", str(rendered["prometheus.yml"])])
+    assert checked.returncode == 0, checked.stdout
 
 
 def test_the_grafana_dashboard_queries_the_recorded_series():
