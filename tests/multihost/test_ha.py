@@ -31,8 +31,8 @@ from tests.harness.ansible_guest import ANSIBLE_DIR
 from tests.harness.redis import (RedisError, check_sessions_across_failures, command,
                                  session_count)
 from tests.harness.waiting import wait_until
-from tests.multihost.drills import (BACKEND, CLIENTS, Traffic, address, lb_api, report_run,
-                                    require_ok, statuses, wait_up)
+from tests.multihost.drills import (BACKEND, CLIENTS, Traffic, address, guest_get, lb_api,
+                                    report_run, require_ok, statuses, wait_up)
 
 EXAMPLE = ANSIBLE_DIR / "inventories/example"  # what conftest.py deploys
 LBS = ("lb1.example.net", "lb2.example.net")
@@ -43,17 +43,15 @@ IDS = [instance["id"] for host in APPS for instance in yaml.safe_load(
 REDIS_PORT = 6379  # group_vars/all.yml's redis_port
 SENTINEL_PORT = 26379  # and redis_sentinel_port
 MASTER_NAME = "tandem"  # and redis_sentinel_master_name
+MONITORING = "mon1.example.net"
+# TandemBalancerDown's minute, plus a scrape and an evaluation (10 s each) and some slack.
+ALERT_BOUND = 120.0
 # What the pair promises (ansible/README.md, "Two balancers and one address").
 FAILOVER_SECONDS = 3.0
 FAILED_SHARE = 0.005
 # The states the drills set on both balancers before one is lost: one server in maint (a roll
 # under way, an instance taken out), one drained.
 HELD = {"app2-2": "maint", "app1-2": "drain"}
-# The load comes from one address (this machine's on the bridge) and stands for many clients:
-# when the address moves, every one of its connections is lost at once and made again on the
-# other balancer, which HAProxy's per-source limits (100 connections at once, 100 new ones per
-# second, meant for one abusive address) would refuse. Real clients come from many addresses.
-PER_SOURCE_OFF = {"tandem_lb_source_maxconn": 0, "tandem_lb_source_connection_rate": 0}
 
 
 def holds(fleet, lb):
@@ -114,7 +112,7 @@ def set_on_every_balancer(fleet, states):
 # --- 1. the pair and the Sentinels, deployed ---------------------------------------------------
 
 def test_deploy_the_pair_and_the_sentinels_then_again_without_a_change(fleet, report):
-    run = fleet.playbook("deploy.yml", extra_vars=PER_SOURCE_OFF)
+    run = fleet.playbook("deploy.yml")
     report_run(report, "first deploy", run)
     require_ok(run)
     holding = holders(fleet)
@@ -141,7 +139,7 @@ def test_deploy_the_pair_and_the_sentinels_then_again_without_a_change(fleet, re
         assert roles[replica][:3] == ["slave", primary, REDIS_PORT], roles
     assert all(answer.startswith("OK") for answer in quorum.values()), quorum
 
-    again = fleet.playbook("deploy.yml", extra_vars=PER_SOURCE_OFF)
+    again = fleet.playbook("deploy.yml")
     report_run(report, "second deploy", again)
     require_ok(again)
     changed = [line for line in again.output.splitlines() if line.startswith("changed:")]
@@ -153,10 +151,13 @@ def test_deploy_the_pair_and_the_sentinels_then_again_without_a_change(fleet, re
 # --- 2. the balancer holding the address lost ---------------------------------------------------
 
 def test_balancer_holding_the_address_powered_off_under_load(fleet, report):
-    """The holder powered off at once (every process killed, no VRRP goodbye): the other hears
-    no advert for 3 x 0.5 s plus its skew and takes the address. Requests in flight on a
-    connection to the dead balancer are reset once the address answers again and curl sends
-    them again on a new connection; new connections retry their SYN."""
+    """The holder's power cut (its link silent at once, every process killed, no VRRP goodbye):
+    the other hears no advert for 3 x 0.5 s plus its skew and takes the address. A request on a
+    connection to the dead balancer gets no answer until the address answers again; the
+    survivor resets that connection and the client sends the request once more on a new one,
+    as browsers do (a request the dead balancer had already forwarded may fail or count twice:
+    the session check allows for both); new connections retry their SYN. Then the monitoring
+    says the pair has lost its spare (TandemBalancerDown)."""
     holder = holders(fleet)[0]
     survivor = next(lb for lb in LBS if lb != holder)
     set_on_every_balancer(fleet, HELD)
@@ -184,6 +185,23 @@ def test_balancer_holding_the_address_powered_off_under_load(fleet, report):
     assert len(failed) / total < FAILED_SHARE
     assert not late
     assert "app2-2" not in served_after
+
+    # The monitoring tells the operator the pair has no spare left.
+    lost = holder.split(".")[0]
+    alert = wait_until(lambda: firing(fleet, "TandemBalancerDown"), ALERT_BOUND, 1.0,
+                       "TandemBalancerDown firing on mon1's Prometheus",
+                       holds=lambda alerts: any(a.get("host") == lost for a in alerts))
+    report(f"holder lost: TandemBalancerDown firing {time.monotonic() - cut:.0f} s after the cut "
+           f"(its `for` is 1 min): {alert}")
+    assert all(a.get("host") == lost for a in alert), alert
+    assert not firing(fleet, "TandemNoBalancerUp")
+
+
+def firing(fleet, name):
+    """The labels of every alert called `name` that mon1's Prometheus has firing."""
+    answer = guest_get(fleet, MONITORING, "http://127.0.0.1:9090/api/v1/alerts")
+    return [alert["labels"] for alert in answer["data"]["alerts"]
+            if alert["labels"]["alertname"] == name and alert["state"] == "firing"]
 
 
 # --- 3. the dead balancer back ------------------------------------------------------------------
@@ -330,7 +348,7 @@ def test_redis_primary_powered_off_under_load_a_replica_takes_over(fleet, report
                       f"{primary} to come back as a replica of {after}",
                       holds=lambda found: found[:2] == ["slave", after]
                       and found[3] == "connected", ignore=(RedisError, OSError))
-    again = fleet.playbook("deploy.yml", extra_vars=PER_SOURCE_OFF)
+    again = fleet.playbook("deploy.yml")
     report_run(report, "deploy after the failover", again)
     roles = {host.split(".")[0]: redis_command(fleet, host, REDIS_PORT, "ROLE")[:2]
              for host in REDIS_HOSTS}
