@@ -181,10 +181,19 @@ def test_balancer_holding_the_address_powered_off_under_load(fleet, report):
            f"({len(failed) / max(total, 1):.2%}), {len(late)} of them started after the "
            f"takeover; answered afterwards by {sorted(served_after)}; states on "
            f"{survivor.split('.')[0]}: {statuses(fleet, survivor)}")
+    primary = named_primary(fleet, REDIS_HOSTS[0])
+    problems, _, skipped = check_sessions_across_failures(
+        traffic.clients, lambda session_id: session_count(
+            REDIS_PORT, session_id, password=fleet.secrets["vault_redis_password"],
+            host=primary))
+    report(f"holder lost: {CLIENTS - len(problems)} of {CLIENTS} session clients with every "
+           f"acknowledged count once in Redis ({skipped} numbers skipped by failed or resent "
+           "requests that had counted)")
     assert took - cut <= FAILOVER_SECONDS
     assert len(failed) / total < FAILED_SHARE
     assert not late
     assert "app2-2" not in served_after
+    assert not problems, "\n".join(problems)
 
     # The monitoring tells the operator the pair has no spare left.
     lost = holder.split(".")[0]
