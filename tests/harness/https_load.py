@@ -24,6 +24,15 @@ import urllib.parse
 from tests.harness.load import DEFAULT_TIMEOUT, Outcome, Request
 
 
+class _Attempt:
+    """Where a request is (its error names the phase), and what it has been through."""
+
+    def __init__(self):
+        self.phase = "connect"
+        self.received = False  # any byte of the answer
+        self.resent = False
+
+
 class _Failed(Exception):
     def __init__(self, phase, error):
         super().__init__(f"{phase}: {error}")
@@ -64,15 +73,15 @@ class Client:
     async def send(self, request, scheduled=None):
         """Sends the request and records its Outcome (also returned)."""
         started = time.monotonic()
-        phase = ["connect"]
+        attempt = _Attempt()
         try:
-            status, headers, body = await asyncio.wait_for(self._exchange(request, phase),
+            status, headers, body = await asyncio.wait_for(self._exchange(request, attempt),
                                                            self.timeout)
             error = ""
         except asyncio.TimeoutError:
             self._drop()
             status, headers, body = 0, {}, b""
-            error = f"{phase[0]}: no progress within {self.timeout:g} s"
+            error = f"{attempt.phase}: no progress within {self.timeout:g} s"
         except _Failed as failure:
             self._drop()
             status, headers, body = 0, {}, b""
@@ -80,7 +89,8 @@ class Client:
         outcome = Outcome(request, scheduled if scheduled is not None else started, started,
                           time.monotonic(), status=status,
                           instance=headers.get("x-container-id", ""), error=error,
-                          headers=headers, body=body, http_version="1.1" if status else "")
+                          headers=headers, body=body, http_version="1.1" if status else "",
+                          resent=attempt.resent)
         self.outcomes.append(outcome)
         return outcome
 
@@ -88,29 +98,34 @@ class Client:
         """Closes the connection kept alive (also done by the load that used the client)."""
         self._drop()
 
-    async def _exchange(self, request, phase):
+    async def _exchange(self, request, attempt):
         url = urllib.parse.urlsplit(request.url)
         target = (url.hostname, url.port or 443)
-        if self._stream is not None and self._stream[2] != target:
+        if self._stream is not None and (self._stream[2] != target or self._stream[0].at_eof()):
+            # Another site, or a connection the server has closed since its last answer (it may
+            # close an idle one at any time; a reloaded balancer closes its idle ones): a new one,
+            # as a browser's check of a pooled connection would find.
             self._drop()
         reused = self._stream is not None
         try:
-            return await self._once(request, url, target, phase)
+            return await self._once(request, url, target, attempt)
         except _Failed:
-            # A kept-alive connection the server closed meanwhile fails before any answer: sent
-            # again once on a new connection, as a browser does (and libcurl did).
-            if not reused or phase[0] not in ("sending", "waiting for the answer") \
-                    or phase[1:] != ["nothing received"]:
+            # A kept-alive connection that dies before any answer (closed by the server as the
+            # request went out, or reset by a balancer that took over the address of one that
+            # died): the request is sent once more on a new connection, whatever its method, as
+            # browsers do. The first may have been carried out (Outcome.resent says so).
+            if not reused or attempt.received \
+                    or attempt.phase not in ("sending", "waiting for the answer"):
                 raise
             self._drop()
-            phase[:] = ["connect"]
-            return await self._once(request, url, target, phase)
+            attempt.resent = True
+            return await self._once(request, url, target, attempt)
 
-    async def _once(self, request, url, target, phase):
+    async def _once(self, request, url, target, attempt):
         if self._stream is None:
-            await self._connect(target, phase)
+            await self._connect(target, attempt)
         reader, writer, _ = self._stream
-        phase[:] = ["sending", "nothing received"]
+        attempt.phase = "sending"
         head = [f"{request.method} {url.path or '/'}{'?' + url.query if url.query else ''} "
                 "HTTP/1.1", f"Host: {url.hostname}", "Connection: keep-alive"]
         if self.jar:
@@ -121,19 +136,18 @@ class Client:
         try:
             writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (request.body or b""))
             await writer.drain()
-            phase[:] = ["waiting for the answer", "nothing received"]
+            attempt.phase = "waiting for the answer"
             try:
                 head = await reader.readuntil(b"\r\n\r\n")
             except asyncio.IncompleteReadError as error:
-                if error.partial:
-                    phase[:] = ["reading the answer"]
+                attempt.received = bool(error.partial)
                 raise
-            phase[:] = ["reading the answer"]
+            attempt.phase, attempt.received = "reading the answer", True
             status, headers, cookies = self._parse_head(head)
             body = await self._read_body(reader, headers, request.method)
         except (OSError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                 ssl.SSLError, ValueError) as error:
-            raise _Failed(phase[0], _describe(error)) from error
+            raise _Failed(attempt.phase, _describe(error)) from error
         if self.keeps_cookies:
             self._keep(cookies)
         if headers.get("connection", "").lower() == "close" or "content-length" not in headers \
@@ -141,17 +155,17 @@ class Client:
             self._drop()
         return status, headers, body
 
-    async def _connect(self, target, phase):
+    async def _connect(self, target, attempt):
         host, port = target
         address = self.addresses.get(target, host)
         try:
-            phase[:] = ["connect"]
+            attempt.phase = "connect"
             reader, writer = await asyncio.open_connection(address, port)
-            phase[:] = ["TLS handshake"]
+            attempt.phase = "TLS handshake"
             self._stream = (reader, writer, target)
             await writer.start_tls(self.context, server_hostname=host)
         except (OSError, ssl.SSLError) as error:
-            raise _Failed(phase[0], _describe(error)) from error
+            raise _Failed(attempt.phase, _describe(error)) from error
 
     @staticmethod
     def _parse_head(data):

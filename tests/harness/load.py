@@ -50,6 +50,9 @@ class Outcome:
     headers: dict = field(default_factory=dict)  # lower-case name -> last value
     body: bytes = b""
     http_version: str = ""  # "1.0", "1.1" or "2": what the answer came over
+    # Sent a second time, on a new connection, after the kept-alive one died before any answer
+    # (https_load): the first may have been carried out all the same.
+    resent: bool = False
 
     @property
     def ok(self):

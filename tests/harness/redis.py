@@ -178,9 +178,11 @@ def check_sessions_across_failures(clients, stored_count):
     serving them was lost with requests in flight: a POST that failed may or may not have been
     counted (Redis may have carried out an increment whose answer never arrived), so from one
     answer to the next the count may skip one number per failed request in between, and never
-    more, never go back, never start a new session. Redis holds the last answer's count plus at
-    most the failures after it. Returns (problems, moved, skipped): moved as check_sessions's,
-    skipped the numbers skipped in all (each one a failed request that did count)."""
+    more, never go back, never start a new session. A request the client sent a second time after
+    its connection died unanswered (Outcome.resent) may have counted twice: one skip more.
+    Redis holds the last answer's count plus at most the failures after it. Returns (problems,
+    moved, skipped): moved as check_sessions's, skipped the numbers skipped in all (each one a
+    failed or resent request that did count)."""
     problems, moved, skipped = [], 0, 0
     for client in clients:
         answers, failed_since = [], 0
@@ -192,7 +194,7 @@ def check_sessions_across_failures(clients, stored_count):
                 continue
             count = outcome.json()["requestCount"]
             jump = count - previous - 1
-            if jump < 0 or jump > failed_since:
+            if jump < 0 or jump > failed_since + outcome.resent:
                 trouble.append(f"{previous} -> {count} with {failed_since} failed between")
             skipped += max(0, jump)
             previous, failed_since = count, 0

@@ -174,7 +174,8 @@ class Traffic:
         report(f"{self.name}: {len(gets)} GET in {seconds:.1f} s ({len(gets) / max(seconds, 1):.1f}"
                f"/s), {len(failed_gets)} failed; {len(posts)} POST /api/session from {CLIENTS} "
                f"sticky clients ({len(posts) / max(post_seconds, 1):.1f}/s), "
-               f"{len(failed_posts)} failed; answered by {answered}; HAProxy "
+               f"{len(failed_posts)} failed; {sum(o.resent for o in gets + posts)} sent again "
+               f"after their kept-alive connection died; answered by {answered}; HAProxy "
                f"retried {self.retries['wretr']} and redispatched {self.retries['wredis']} "
                f"({self.retries['since']})")
         for failure in (failed_gets + failed_posts)[:8]:
