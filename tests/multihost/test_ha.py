@@ -31,8 +31,8 @@ from tests.harness.ansible_guest import ANSIBLE_DIR
 from tests.harness.redis import (RedisError, check_sessions_across_failures, command,
                                  session_count)
 from tests.harness.waiting import wait_until
-from tests.multihost.drills import (BACKEND, CLIENTS, Traffic, address, guest_get, lb_api,
-                                    report_run, require_ok, statuses, wait_up)
+from tests.multihost.drills import (CLIENTS, Traffic, address, guest_get, report_run,
+                                    require_ok, statuses, wait_up)
 
 EXAMPLE = ANSIBLE_DIR / "inventories/example"  # what conftest.py deploys
 LBS = ("lb1.example.net", "lb2.example.net")
@@ -103,10 +103,13 @@ def unit_state(fleet, host, unit):
 
 
 def set_on_every_balancer(fleet, states):
-    for lb in LBS:
-        api = lb_api(fleet, lb)
-        for server, state in states.items():
-            api.set_server_state(BACKEND, server, state)
+    """Each server's state on both balancers, as an operator sets it: server-state.yml."""
+    for server, state in states.items():
+        run = fleet.playbook("server-state.yml", extra_vars={"server": server, "state": state})
+        require_ok(run)
+        if state != "ready":  # back in rotation once its checks pass: wait_up()
+            seen = {lb: statuses(fleet, lb)[server] for lb in LBS}
+            assert all(status.startswith(state.upper()) for status in seen.values()), seen
 
 
 # --- 1. the pair and the Sentinels, deployed ---------------------------------------------------
