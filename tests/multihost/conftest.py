@@ -17,7 +17,6 @@ import re
 import resource
 import secrets
 import subprocess
-import tempfile
 
 import pytest
 import yaml
@@ -59,9 +58,7 @@ class Deployment:
         maxconn = example["tandem_lb_maxconn"]
         if hard != resource.RLIM_INFINITY:
             maxconn = min(maxconn, (hard - 256) // 2)
-        # The balancers' virtual address moves into the fleet's subnet as the hosts' do. The
-        # instances reach Redis through its Sentinels only if the package under test knows
-        # sentinel://; until then redis:// to the first Redis host, as before.
+        # The balancers' virtual address moves into the fleet's subnet as the hosts' do.
         # And the per-source limits, raised: all the load comes from this machine's one address
         # on the bridge, standing in for many visitors, which the limits would count as one
         # client. When a guest stalls for a moment on these shared cores, the paced load opens a
@@ -73,7 +70,6 @@ class Deployment:
             "tandem_lb_source_maxconn": 2000,
             "tandem_lb_source_connection_rate": 20000,
             "tandem_vip_address": inventory.move(example["tandem_vip_address"]),
-            "redis_sessions_through_sentinel": knows_sentinel(deb),
         }
         self.virtual_address = self.machine_vars["tandem_vip_address"].split("/")[0]
 
@@ -84,18 +80,6 @@ class Deployment:
                   **(extra_vars or {})}
         return self.fleet.playbook(playbook, *self.inventory.args(without=without),
                                    "-e", json.dumps(values), *args)
-
-
-def knows_sentinel(deb):
-    """Whether the package's tandem-server takes a sentinel:// session store (its --help says)."""
-    with tempfile.TemporaryDirectory(prefix="tandem-deb-") as folder:
-        tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True,
-                             check=True, stdin=subprocess.DEVNULL).stdout
-        subprocess.run(["tar", "-x", "-C", folder, "./usr/bin/tandem-server"], input=tar,
-                       check=True)
-        shown = subprocess.run([f"{folder}/usr/bin/tandem-server", "--help"], capture_output=True,
-                               text=True, timeout=10, check=False, stdin=subprocess.DEVNULL)
-    return "sentinel://" in shown.stdout + shown.stderr
 
 
 def example_certificate(workdir, name):
