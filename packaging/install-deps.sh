@@ -9,6 +9,7 @@ build=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
        libhiredis-dev libcurl4-openssl-dev libssl-dev)
 test=(curl haproxy redis-server redis-sentinel keepalived systemd-container iproute2 procps psmisc socat
       prometheus prometheus-alertmanager prometheus-node-exporter prometheus-blackbox-exporter
+      prometheus-redis-exporter
       chromium python3 python3-pytest python3-pycurl python3-jinja2 python3-yaml
       ansible ansible-lint yamllint lintian dpkg-dev file slowhttptest wrk
       openssh-server openssh-client python3-apt tmux

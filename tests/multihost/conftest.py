@@ -32,7 +32,8 @@ GROUP_UNITS = {
     "tandem_lb": ("haproxy.service", "keepalived.service"),
     "tandem_redis": ("redis-sentinel.service",),
     "tandem_monitoring": ("prometheus.service", "prometheus-alertmanager.service",
-                          "prometheus-blackbox-exporter.service"),
+                          "prometheus-blackbox-exporter.service",
+                          "prometheus-redis-exporter.service"),
     "all": ("prometheus-node-exporter.service",),
 }
 

@@ -44,7 +44,8 @@ REDIS_PORT = 6379  # group_vars/all.yml's redis_port
 SENTINEL_PORT = 26379  # and redis_sentinel_port
 MASTER_NAME = "tandem"  # and redis_sentinel_master_name
 MONITORING = "mon1.example.net"
-# TandemBalancerDown's minute, plus a scrape and an evaluation (10 s each) and some slack.
+# TandemBalancerDown's and TandemRedisDown's minute, plus a scrape and an evaluation (10 s each)
+# and some slack.
 ALERT_BOUND = 120.0
 # What the pair promises (ansible/README.md, "Two balancers and one address").
 FAILOVER_SECONDS = 3.0
@@ -356,6 +357,15 @@ def test_redis_primary_powered_off_under_load_a_replica_takes_over(fleet, report
     assert not problems, "\n".join(problems)
     assert window <= 5.0 and not late
     assert all(o.status in (0, 503) for o in failed_posts)
+
+    # The monitoring says so: the lost node (after its minute), and that the primary changed.
+    wanted = {"TandemRedisDown", "TandemRedisPrimaryChanged"}
+    alerts = wait_until(lambda: {name: firing(fleet, name) for name in wanted}, ALERT_BOUND, 1.0,
+                        f"{sorted(wanted)} firing on mon1's Prometheus",
+                        holds=lambda found: all(found.values()))
+    report(f"redis primary lost: firing {time.monotonic() - cut:.0f} s after the cut: {alerts}")
+    assert any(primary.split(".")[0] in str(labels) or before in str(labels)
+               for labels in alerts["TandemRedisDown"]), alerts
 
     fleet.fleet.power_on(primary)
     role = wait_until(lambda: redis_command(fleet, primary, REDIS_PORT, "ROLE"), 60.0, 0.5,
