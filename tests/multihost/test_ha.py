@@ -22,6 +22,7 @@ CLIENTS sticky session clients over HTTPS, the site's name resolved to the virtu
 tests are one story and run in file order.
 """
 
+import collections
 import threading
 import time
 
@@ -308,6 +309,19 @@ def named_primary(fleet, sentinel_host):
         return None
 
 
+def failure_causes(outcomes):
+    """How many failed for each cause: the answer's JSON error up to its first colon past the
+    store's prefix (a count per kind, not per address), or the client's own error."""
+    causes = collections.Counter()
+    for outcome in outcomes:
+        try:
+            cause = outcome.json()["error"].removeprefix("the session store is unavailable: ")
+        except (ValueError, KeyError, TypeError):
+            cause = outcome.error or f"status {outcome.status}"
+        causes[cause.split(" (")[0][:60]] += 1
+    return dict(causes.most_common())
+
+
 def host_at(fleet, ip):
     return next(host for host in REDIS_HOSTS if address(fleet, host) == ip)
 
@@ -352,6 +366,7 @@ def test_redis_primary_powered_off_under_load_a_replica_takes_over(fleet, report
            f"counted once ({skipped} numbers skipped by failed requests that had counted)")
     for problem in problems[:5]:
         report(f"redis primary lost:   {problem}")
+    report(f"redis primary lost: failed session requests by cause: {failure_causes(failed_posts)}")
     assert not failed_gets
     assert not problems, "\n".join(problems)
     assert window <= 5.0 and not late
