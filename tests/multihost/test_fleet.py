@@ -47,6 +47,8 @@ EXAMPLE = ANSIBLE_DIR / "inventories/example"  # what conftest.py deploys
 
 APP1, APP2 = "app1.example.net", "app2.example.net"
 REDIS = "redis1.example.net"
+REDIS_HOSTS = ("redis1.example.net", "redis2.example.net", "redis3.example.net")
+SENTINEL_PORT = 26379  # group_vars/all.yml's redis_sentinel_port
 MONITORING = "mon1.example.net"
 # The instances of each application host, as its host_vars list them.
 INSTANCES = {host: yaml.safe_load((EXAMPLE / f"host_vars/{host}.yml").read_text())
@@ -149,8 +151,9 @@ def test_deploy_from_scratch_without_app2(fleet, report):
     assert set(sequence) == set(IDS[APP1])
     assert redirect.status == 308
     assert bind == address(fleet, APP1)
-    assert store == (f"redis://:{fleet.secrets['vault_redis_password']}@"
-                     f"{address(fleet, REDIS)}:{REDIS_PORT}/0")
+    # Several Redis hosts: the instances find the primary through the three Sentinels.
+    sentinels = ",".join(f"{address(fleet, host)}:{SENTINEL_PORT}" for host in REDIS_HOSTS)
+    assert store == f"sentinel://:{fleet.secrets['vault_redis_password']}@{sentinels}/tandem/0"
     assert app2_package.returncode != 0
 
 
