@@ -122,10 +122,8 @@ def backend_retries(fleet):
 
 
 def unit_pids(fleet, host):
-    pids = fleet.fleet[host].guest.main_pids(
-        [f"tandem@{instance['port']}.service" for instance in INSTANCES[host]])
-    return {instance["id"]: pids[f"tandem@{instance['port']}.service"]
-            for instance in INSTANCES[host]}
+    ids = {f"tandem@{instance['port']}.service": instance["id"] for instance in INSTANCES[host]}
+    return {ids[unit]: pid for unit, pid in fleet.fleet[host].guest.main_pids(ids).items()}
 
 
 def stored_count(fleet):
