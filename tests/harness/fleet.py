@@ -393,8 +393,14 @@ WantedBy=multi-user.target
 
     def power_off(self, name, force=False):
         """Powers one host off, keeping its disk (see SystemdContainer.power_off): force is a
-        power cut (every process killed at once), else a clean shutdown."""
-        self.hosts[name].guest.power_off(force=force)
+        power cut, else a clean shutdown. A machine that loses power falls silent at once: no
+        reset for a connection its dead processes held, no refusal of a new one. So for a cut
+        the host's link goes down first, then every process is killed at once (else its kernel,
+        which outlives its processes here by some milliseconds, would answer for them)."""
+        host = self.hosts[name]
+        if force:
+            host.guest.run(["ip", "link", "set", "dev", "host0", "down"], timeout=10)
+        host.guest.power_off(force=force)
 
     def power_on(self, name):
         """Boots one host again; returns once its network is up and isolated and sshd answers."""
