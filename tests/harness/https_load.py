@@ -15,6 +15,7 @@ handshake, sending, waiting for the answer) and what the network said.
 """
 
 import asyncio
+import functools
 import http.cookies
 import ssl
 import threading
@@ -38,6 +39,12 @@ class _Failed(Exception):
         super().__init__(f"{phase}: {error}")
 
 
+@functools.lru_cache(maxsize=None)
+def _context(ca_file):
+    """One TLS context per trusted file, shared by every client that trusts it (read once)."""
+    return ssl.create_default_context(cafile=ca_file)
+
+
 def _describe(error):
     if isinstance(error, asyncio.IncompleteReadError):
         return "connection closed before the whole answer"
@@ -57,7 +64,7 @@ class Client:
         self.name = name
         self.timeout = timeout
         self.keeps_cookies = cookies
-        self.context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        self.context = _context(str(ca_file) if ca_file else None)
         self.addresses = {}
         for entry in resolve:
             host, port, address = entry.rsplit(":", 2)
@@ -235,7 +242,7 @@ class _Background:
         return self.start()
 
     def __exit__(self, *exc):
-        self._halt()
+        self.stop()
 
     def _run(self):
         try:
@@ -256,7 +263,8 @@ class _Background:
             await asyncio.sleep(min(left, 0.05))
         return True
 
-    def _halt(self):
+    def stop(self):
+        """Ends the load (what is in flight finishes); raises what went wrong in the thread."""
         self._stopping.set()
         if self._thread.is_alive():
             self._thread.join()
@@ -287,12 +295,12 @@ class ContinuousLoad(_Background):
 
         issued = 0
         try:
-            while not await self._pause(self.start_time + issued / self.rate - time.monotonic()):
+            while not await self._pause((due := self.start_time + issued / self.rate)
+                                        - time.monotonic()):
                 if not idle:
                     clients.append(Client(cookies=False, **self.client_options))
                     idle.append(clients[-1])
-                task = asyncio.create_task(one(idle.pop(), self.request_for(issued),
-                                               self.start_time + issued / self.rate))
+                task = asyncio.create_task(one(idle.pop(), self.request_for(issued), due))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
                 issued += 1
@@ -303,7 +311,8 @@ class ContinuousLoad(_Background):
                 client.close()
 
     def stop(self):
-        self._halt()
+        """Issues no more requests, lets those in flight finish; every outcome, in order."""
+        super().stop()
         return sorted(self.outcomes, key=lambda outcome: outcome.scheduled)
 
 
@@ -330,7 +339,3 @@ class Rounds(_Background):
         finally:
             for client in self.clients:
                 client.close()
-
-    def stop(self):
-        """Ends the current round and stops; raises what went wrong in the thread, if anything."""
-        self._halt()

@@ -68,10 +68,8 @@ CPU_CONNECTIONS = 16
 # --- the deployment's view (more in drills.py) ----------------------------------------------
 
 def unit_pids(fleet, host):
-    pids = fleet.fleet[host].guest.main_pids(
-        [f"tandem@{instance['port']}.service" for instance in INSTANCES[host]])
-    return {instance["id"]: pids[f"tandem@{instance['port']}.service"]
-            for instance in INSTANCES[host]}
+    ids = {f"tandem@{instance['port']}.service": instance["id"] for instance in INSTANCES[host]}
+    return {ids[unit]: pid for unit, pid in fleet.fleet[host].guest.main_pids(ids).items()}
 
 
 def stored_count(fleet):
@@ -195,11 +193,13 @@ def test_app2_added_to_the_inventory_joins_under_load(fleet, report):
 # --- 3. a host lost ------------------------------------------------------------------------------
 
 def test_app1_powered_off_under_load(fleet, report):
-    """app1 powered off at once (systemctl poweroff --force --force: every process killed, no
-    drain): HAProxy takes its two instances out, 0 GET fails, and the session clients it served
-    carry on on app2 with their counts. A POST in flight on app1 at that moment may fail (it is
-    never replayed: it may have counted). Powered on, app1 boots, its instances start (enabled)
-    and HAProxy's checks put them back."""
+    """app1's power cut: its link goes down, then every process is killed (Fleet.power_off):
+    nothing drains, nothing answers or resets a connection. HAProxy takes its two instances out,
+    0 GET fails (one in flight on app1 is sent to app2 after timeout server), and the session
+    clients it served carry on on app2 with their counts. A POST in flight on app1 at that
+    moment, or sent on an idle connection to it before it is out, may fail (it is never
+    replayed: it may have counted). Powered on, app1 boots, its instances start (enabled) and
+    HAProxy's checks put them back."""
     wait_up(fleet, ALL_IDS)
     with Traffic(fleet, "app1 powered off") as traffic:
         on_app1 = [client for client in traffic.clients if last_instance(client) in IDS[APP1]]
