@@ -1,11 +1,12 @@
 """Fixtures of the multi-host tests (tests/multihost/).
 
-`fleet` (one per test module): ansible/inventories/example deployed onto real hosts on this
-machine. One systemd guest per host of the inventory (tests/harness/fleet.py: each in a network
-namespace of its own on a private bridge, with its own sshd), the inventory's addresses moved into
-the fleet's subnet and its secrets supplied (tests/harness/fleet_inventory.py), and the package
-under test (CTest's system.deb fixture: TANDEM_BUILD_DIR and TANDEM_VERSION, or TANDEM_DEB).
-Everything is powered off and removed at the end of the module, also on a failure or an
+`fleet` (one for the whole run: test_fleet.py, test_ha.py and test_shrink.py are one story,
+which tests/CMakeLists.txt runs in that order): ansible/inventories/example deployed onto real
+hosts on this machine. One systemd guest per host of the inventory (tests/harness/fleet.py: each
+in a network namespace of its own on a private bridge, with its own sshd), the inventory's
+addresses moved into the fleet's subnet and its secrets supplied
+(tests/harness/fleet_inventory.py), and the package under test (CTest's system.deb fixture: TANDEM_BUILD_DIR and TANDEM_VERSION, or TANDEM_DEB).
+Everything is powered off and removed at the end of the run, also on a failure or an
 interrupted run; a killed run is cleaned by the fleet's reaper, or by the next run.
 
 `report(line)`, sys.path and signal handling come from tests/conftest.py.
@@ -115,7 +116,7 @@ def pytest_runtest_makereport(item, call):
             report.sections.append((f"{host.short} journal", journal))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fleet(tmp_path_factory):
     from tests.system.deployment import package_path
 

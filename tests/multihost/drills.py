@@ -6,7 +6,12 @@ reach (lb1's by default, or the pair's virtual address)."""
 import json
 import time
 
+import yaml
+
 from tests.harness import https_load, load
+from tests.harness.ansible_guest import ANSIBLE_DIR
+from tests.harness.redis import (RedisError, check_sessions, check_sessions_across_failures,
+                                 command, session_count)
 from tests.harness.runtime_api import RotationMonitor, RuntimeApi
 from tests.harness.waiting import wait_until
 
@@ -18,9 +23,22 @@ ROUND_PAUSE = 0.5
 BACKEND = "tandem"  # haproxy/defaults.yml's tandem_lb_backend_name, which the example keeps
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
 LB = "lb1.example.net"
+LBS = ("lb1.example.net", "lb2.example.net")
+EXAMPLE = ANSIBLE_DIR / "inventories/example"  # what conftest.py deploys
+APP1, APP2 = "app1.example.net", "app2.example.net"
+# The instances of each application host, as its host_vars list them.
+INSTANCES = {host: yaml.safe_load((EXAMPLE / f"host_vars/{host}.yml").read_text())
+             ["tandem_app_instances"] for host in (APP1, APP2)}
+IDS = {host: [instance["id"] for instance in instances] for host, instances in INSTANCES.items()}
+ALL_IDS = IDS[APP1] + IDS[APP2]
+REDIS_HOSTS = ("redis1.example.net", "redis2.example.net", "redis3.example.net")
+REDIS_PORT = 6379  # group_vars/all.yml's redis_port
+SENTINEL_PORT = 26379  # and redis_sentinel_port
+MASTER_NAME = "tandem"  # and redis_sentinel_master_name
+MONITORING = "mon1.example.net"
 
 
-# --- the deployment's view ------------------------------------------------------------------
+# --- the deployment's view ------------------------------------------------------------------------
 
 def lb_api(fleet, lb=LB):
     """The runtime API of a balancer's HAProxy (lb1's by default), reached through its guest."""
@@ -74,7 +92,59 @@ def backend_retries(fleet, lb=LB):
             "pid": api.worker_pid()}
 
 
-# --- load through the balancer, and what HAProxy saw -----------------------------------------
+def prometheus_targets(fleet):
+    """instance_id of every instance the monitoring host's Prometheus scrapes (job tandem)."""
+    answer = guest_get(fleet, MONITORING, "http://127.0.0.1:9090/api/v1/targets?state=active")
+    return sorted(target["labels"]["instance_id"] for target in answer["data"]["activeTargets"]
+                  if target["labels"].get("job") == "tandem")
+
+
+# --- the sessions' Redis --------------------------------------------------------------------------
+
+def redis_command(fleet, host, port, *args):
+    return command(port, *args, password=fleet.secrets["vault_redis_password"],
+                   host=address(fleet, host), timeout=5.0)
+
+
+def named_primary(fleet, sentinel_host):
+    """The address the Sentinel on that host names for the master, or None if it does not
+    answer."""
+    try:
+        return redis_command(fleet, sentinel_host, SENTINEL_PORT, "SENTINEL",
+                             "get-master-addr-by-name", MASTER_NAME)[0]
+    except (RedisError, OSError):
+        return None
+
+
+def stored_count(fleet):
+    """A session's count as the primary the Sentinels name now holds it."""
+    primary = next(filter(None, (named_primary(fleet, host) for host in REDIS_HOSTS)))
+    return lambda session_id: session_count(REDIS_PORT, session_id,
+                                            password=fleet.secrets["vault_redis_password"],
+                                            host=primary)
+
+
+def check_counts(fleet, report, traffic, strict=True):
+    """Every sticky client's session went on 1, 2, 3... (strict), or across failures (see
+    check_sessions_across_failures), up to what Redis holds."""
+    if strict:
+        problems, moved = check_sessions(traffic.clients, stored_count(fleet))
+        skipped = 0
+    else:
+        problems, moved, skipped = check_sessions_across_failures(traffic.clients,
+                                                                  stored_count(fleet))
+    counts = [len([o for o in client.outcomes if o.ok]) for client in traffic.clients]
+    report(f"{traffic.name}: {CLIENTS - len(problems)} of {CLIENTS} session clients with every "
+           f"count in order and equal to Redis's ({min(counts)}..{max(counts)} answers each"
+           f"{f', {skipped} numbers skipped by failed requests that had counted' if skipped else ''}"
+           f"); {moved} moved to another instance")
+    for problem in problems[:5]:
+        report(f"{traffic.name}:   {problem}")
+    assert not problems, "\n".join(problems)
+    return moved
+
+
+# --- load through the balancer, and what HAProxy saw ----------------------------------------------
 
 def last_instance(client):
     """The instance that answered the client's last successful request ("" if none did)."""

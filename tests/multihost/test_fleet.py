@@ -11,15 +11,15 @@ under load through the balancer:
 4. rolling-restart.yml across both app hosts (one host after the other, one instance at a time):
    0 failed requests, never fewer than three of four instances in rotation;
 5. the same for an upgrade (deploy.yml with the next version);
-6. four instances against two on the CPU-bound route, with the ceiling the two cores allow;
-7. app2 deleted from the inventory and deployed under load: its servers are drained, then put in
-   maint, then dropped: 0 failed requests, its session clients carry on on app1; then app2 is
-   switched off and nothing notices.
+6. four instances against two on the CPU-bound route, with the ceiling the two cores allow.
+
+The story goes on on the same fleet in test_ha.py (the balancer pair and Redis behind Sentinel),
+and ends in test_shrink.py (app2 deleted from the inventory and drained out first).
 
 The load, from this machine through the bridge: RATE GET /api/whoami per second and CLIENTS sticky
 clients (each its own cookie jar) sending POST /api/session, all over HTTPS to the name of the
 inventory's certificate, as deployed (plain HTTP is redirected). HAProxy's view of every server
-is read every 100 ms. The tests are one story and run in file order.
+is read every 100 ms. The tests run in file order.
 """
 
 import os
@@ -29,33 +29,18 @@ import statistics
 import subprocess
 import time
 
-import yaml
-
 from bench.scaling.figures import cpu_ceiling
 from tests.harness import load, procstat, wrk
-from tests.harness.ansible_guest import ANSIBLE_DIR
 from tests.harness.load import Request
-from tests.harness.redis import check_sessions, check_sessions_across_failures, session_count
 from tests.harness.waiting import wait_until
-from tests.multihost.drills import (BACKEND, CLIENTS, LB, Traffic, address, guest_get,
-                                    last_instance, lb_api, report_run, require_ok, site_url,
+from tests.multihost.drills import (ALL_IDS, APP1, APP2, BACKEND, CLIENTS, IDS, INSTANCES, LB,
+                                    MONITORING, REDIS_HOSTS, SENTINEL_PORT, Traffic, address,
+                                    check_counts, guest_get, last_instance, lb_api,
+                                    prometheus_targets, report_run, require_ok, site_url,
                                     statuses, tls, wait_up)
 from tests.system.deployment import build_next_package, expected_version
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-EXAMPLE = ANSIBLE_DIR / "inventories/example"  # what conftest.py deploys
-
-APP1, APP2 = "app1.example.net", "app2.example.net"
-REDIS = "redis1.example.net"
-REDIS_HOSTS = ("redis1.example.net", "redis2.example.net", "redis3.example.net")
-SENTINEL_PORT = 26379  # group_vars/all.yml's redis_sentinel_port
-MONITORING = "mon1.example.net"
-# The instances of each application host, as its host_vars list them.
-INSTANCES = {host: yaml.safe_load((EXAMPLE / f"host_vars/{host}.yml").read_text())
-             ["tandem_app_instances"] for host in (APP1, APP2)}
-IDS = {host: [instance["id"] for instance in instances] for host, instances in INSTANCES.items()}
-ALL_IDS = IDS[APP1] + IDS[APP2]
-REDIS_PORT = 6379  # group_vars/all.yml's redis_port
 # The CPU-bound comparison: each request costs about this much CPU on an instance's worker (heavy
 # enough that one client address stays below HAProxy's per-source request rate, 300/s, when the
 # two cores are busy), measured for this long with this many connections after a warm-up.
@@ -65,40 +50,14 @@ CPU_WARMUP = 2
 CPU_CONNECTIONS = 16
 
 
-# --- the deployment's view (more in drills.py) ----------------------------------------------
+# --- the deployment's view (more in drills.py) ----------------------------------------------------
 
 def unit_pids(fleet, host):
     ids = {f"tandem@{instance['port']}.service": instance["id"] for instance in INSTANCES[host]}
     return {ids[unit]: pid for unit, pid in fleet.fleet[host].guest.main_pids(ids).items()}
 
 
-def stored_count(fleet):
-    return lambda session_id: session_count(REDIS_PORT, session_id,
-                                            password=fleet.secrets["vault_redis_password"],
-                                            host=address(fleet, REDIS))
-
-
-def check_counts(fleet, report, traffic, strict=True):
-    """Every sticky client's session went on 1, 2, 3... (strict), or across failures (see
-    check_sessions_across_failures), up to what Redis holds."""
-    if strict:
-        problems, moved = check_sessions(traffic.clients, stored_count(fleet))
-        skipped = 0
-    else:
-        problems, moved, skipped = check_sessions_across_failures(traffic.clients,
-                                                                  stored_count(fleet))
-    counts = [len([o for o in client.outcomes if o.ok]) for client in traffic.clients]
-    report(f"{traffic.name}: {CLIENTS - len(problems)} of {CLIENTS} session clients with every "
-           f"count in order and equal to Redis's ({min(counts)}..{max(counts)} answers each"
-           f"{f', {skipped} numbers skipped by failed requests that had counted' if skipped else ''}"
-           f"); {moved} moved to another instance")
-    for problem in problems[:5]:
-        report(f"{traffic.name}:   {problem}")
-    assert not problems, "\n".join(problems)
-    return moved
-
-
-# --- 0. the fleet -----------------------------------------------------------------------------
+# --- 0. the fleet ---------------------------------------------------------------------------------
 
 def test_each_host_reaches_the_bridge_subnet_and_nothing_else(fleet, report):
     """One guest per inventory host, each in its own network namespace: its routing tables hold
@@ -121,7 +80,7 @@ def test_each_host_reaches_the_bridge_subnet_and_nothing_else(fleet, report):
         assert over_ssh.returncode == 0 and over_ssh.stdout.strip() == hostname == host.short
 
 
-# --- 1. from scratch, without app2 --------------------------------------------------------------
+# --- 1. from scratch, without app2 ----------------------------------------------------------------
 
 def test_deploy_from_scratch_without_app2(fleet, report):
     """deploy.yml with app2 not in the inventory: HAProxy on lb1 balances app1's two instances,
@@ -155,14 +114,7 @@ def test_deploy_from_scratch_without_app2(fleet, report):
     assert app2_package.returncode != 0
 
 
-def prometheus_targets(fleet):
-    """instance_id of every instance the monitoring host's Prometheus scrapes (job tandem)."""
-    answer = guest_get(fleet, MONITORING, "http://127.0.0.1:9090/api/v1/targets?state=active")
-    return sorted(target["labels"]["instance_id"] for target in answer["data"]["activeTargets"]
-                  if target["labels"].get("job") == "tandem")
-
-
-# --- 2. a host added ----------------------------------------------------------------------------
+# --- 2. a host added ------------------------------------------------------------------------------
 
 def test_app2_added_to_the_inventory_joins_under_load(fleet, report):
     """app2 back in the inventory, deploy.yml under load: lb1 adds app2's servers in maint before
@@ -190,7 +142,7 @@ def test_app2_added_to_the_inventory_joins_under_load(fleet, report):
     report(f"app2 joins: Prometheus on {MONITORING.split('.')[0]} scrapes {targets}")
 
 
-# --- 3. a host lost ------------------------------------------------------------------------------
+# --- 3. a host lost -------------------------------------------------------------------------------
 
 def test_app1_powered_off_under_load(fleet, report):
     """app1's power cut: its link goes down, then every process is killed (Fleet.power_off):
@@ -248,7 +200,7 @@ def test_app1_powered_off_under_load(fleet, report):
     check_counts(fleet, report, traffic, strict=False)
 
 
-# --- 4 and 5. rolls across hosts ----------------------------------------------------------------
+# --- 4 and 5. rolls across hosts ------------------------------------------------------------------
 
 def check_roll(fleet, report, name, traffic, run, pids_before):
     failed_gets, failed_posts, in_rotation = traffic.summarize(report)
@@ -304,7 +256,7 @@ def test_upgrade_across_both_app_hosts(fleet, report):
     fleet.release = deb
 
 
-# --- 6. four instances against two -------------------------------------------------------------
+# --- 6. four instances against two ----------------------------------------------------------------
 
 def calibrate(fleet):
     """The iterations of /api/load-test that cost CPU_TARGET_MS, from the processingTime (ms)
@@ -394,46 +346,3 @@ def test_four_instances_against_two_on_the_cpu_bound_route(fleet, report):
     assert ratio <= ceiling["ceiling_ratio"] * 1.05
     assert ratio >= 0.9
     assert ceiling["machine_used"] >= 0.7
-
-
-# --- 7. a host removed --------------------------------------------------------------------------
-
-def test_app2_removed_from_the_inventory_is_drained_out_first(fleet, report):
-    """app2 deleted from the inventory, deploy.yml under load: lb1 drains app2's servers, puts
-    them in maint (their sticky clients go to app1, sessions intact), and only then reloads
-    without them. Then app2 is switched off, which nothing notices."""
-    wait_up(fleet, ALL_IDS)
-    with Traffic(fleet, "app2 removed") as traffic:
-        on_app2 = [client for client in traffic.clients if last_instance(client) in IDS[APP2]]
-        run = fleet.playbook("deploy.yml", without={APP2})
-        removed = time.monotonic()
-        fleet.fleet.power_off(APP2)
-        off = time.monotonic()
-    failed_gets, failed_posts, in_rotation = traffic.summarize(report)
-    report_run(report, "app2 removed", run)
-    seen = {server: traffic.monitor.states_seen(server) for server in IDS[APP2]}
-    maint = {server: traffic.monitor.first_time(server, lambda s: s.startswith("MAINT"))
-             for server in IDS[APP2]}
-    late = {server: traffic.answered_by(server, after=maint[server] + 0.5)
-            for server in IDS[APP2] if maint[server]}
-    targets = prometheus_targets(fleet)
-    report(f"app2 removed: app2's servers went {seen}; answered after maint: {late}; "
-           f"{len(on_app2)} session clients were on app2; app2 switched off "
-           f"{off - removed:.1f} s after the playbook; HAProxy now {statuses(fleet)}; "
-           f"Prometheus scrapes {targets}")
-    require_ok(run)
-    assert APP2 not in run.recaps()
-    assert not failed_gets and not failed_posts
-    for server in IDS[APP2]:
-        states = seen[server]
-        # Drained, then in maint, then dropped by the reload: in that order.
-        assert "DRAIN" in states and "MAINT" in states and states[-1] == "", states
-        assert states.index("DRAIN") < states.index("MAINT") < len(states) - 1, states
-        assert late.get(server) == 0
-    assert min(in_rotation) >= 2
-    assert set(statuses(fleet)) == set(IDS[APP1])
-    assert on_app2
-    for client in on_app2:
-        assert last_instance(client) in IDS[APP1]
-    check_counts(fleet, report, traffic)
-    assert targets == sorted(IDS[APP1])
