@@ -13,7 +13,7 @@ test=(curl haproxy redis-server redis-sentinel keepalived systemd-container ipro
       chromium python3 python3-pytest python3-pycurl python3-jinja2 python3-yaml
       ansible ansible-lint yamllint lintian dpkg-dev file slowhttptest wrk
       openssh-server openssh-client python3-apt tmux
-      nghttp2-client python3-cryptography)
+      nghttp2-client python3-cryptography ccache)
 bench=(nginx-light gnuplot-nox)
 
 case "${1:-all}" in

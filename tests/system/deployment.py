@@ -61,24 +61,28 @@ def expected_version():
 
 def build_next_package():
     """The same tree built as the next patch version (TANDEM_VERSION_OVERRIDE), the package an
-    upgrade test upgrades to: in a build folder of its own next to the package under test
-    (ansible-upgrade/), shared by the tests that upgrade and incremental after the first build;
-    $TANDEM_JOBS compile jobs (2). Returns (path, version, seconds the build took)."""
+    upgrade test upgrades to: in a build folder of its own beside the one of the package under
+    test (<build>-upgrade/), shared by the tests that upgrade and incremental after the first
+    build; $TANDEM_JOBS compile jobs (2). With that build's TANDEM_CCACHE (tests/run sets it) the
+    first build reuses its objects too: beside it, at the same depth, every command but those the
+    version changes is the same. Returns (path, version, seconds the build took)."""
     repo_root = pathlib.Path(__file__).resolve().parents[2]
     base = package_path()
     major, minor, patch = expected_version().split(".")[:3]
     version = f"{major}.{minor}.{int(patch) + 1}"
-    build = base.parent / "ansible-upgrade"
-    build_type = "RelWithDebInfo"
+    build = base.parent.parent / f"{base.parent.name}-upgrade"
+    settings = {"CMAKE_BUILD_TYPE": "RelWithDebInfo", "TANDEM_CCACHE": "OFF"}
     cache = base.parent / "CMakeCache.txt"
     if cache.exists():
         for line in cache.read_text().splitlines():
-            if line.startswith("CMAKE_BUILD_TYPE:") and line.split("=", 1)[1]:
-                build_type = line.split("=", 1)[1]
+            name, _, value = line.partition(":")
+            if name in settings and "=" in line and line.split("=", 1)[1]:
+                settings[name] = line.split("=", 1)[1]
     started = time.monotonic()
     for argv in (["cmake", "-S", str(repo_root), "-B", str(build),
-                  f"-DCMAKE_BUILD_TYPE={build_type}", f"-DTANDEM_VERSION_OVERRIDE={version}",
-                  "-DTANDEM_BUILD_TESTS=OFF"],
+                  f"-DCMAKE_BUILD_TYPE={settings['CMAKE_BUILD_TYPE']}",
+                  f"-DTANDEM_CCACHE={settings['TANDEM_CCACHE']}",
+                  f"-DTANDEM_VERSION_OVERRIDE={version}", "-DTANDEM_BUILD_TESTS=OFF"],
                  ["cmake", "--build", str(build), "-j", os.environ.get("TANDEM_JOBS", "2"),
                   "--target", "deb"]):
         result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
