@@ -114,6 +114,7 @@ def test_defaults_render_the_design_contract():
         "retries 3",
         "default-server observe layer4 error-limit 1 on-error mark-down",
         "timeout server 5s",
+        "http-request set-timeout server 30s if { path_beg /api/load-test }",
         "retry-on conn-failure empty-response response-timeout 503",
         "http-request disable-l7-retry unless METH_GET || METH_HEAD",
         "http-reuse safe",

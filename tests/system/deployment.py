@@ -70,9 +70,12 @@ def build_next_package():
     base = package_path()
     major, minor, patch = expected_version().split(".")[:3]
     version = f"{major}.{minor}.{int(patch) + 1}"
-    build = base.parent.parent / f"{base.parent.name}-upgrade"
+    # Beside the build folder; for a package given by TANDEM_DEB outside one, next to the package.
+    folder = base.resolve().parent
+    build = (folder.parent / f"{folder.name}-upgrade" if (folder / "CMakeCache.txt").exists()
+             else folder / "tandem-upgrade")
     settings = {"CMAKE_BUILD_TYPE": "RelWithDebInfo", "TANDEM_CCACHE": "OFF"}
-    cache = base.parent / "CMakeCache.txt"
+    cache = folder / "CMakeCache.txt"
     if cache.exists():
         for line in cache.read_text().splitlines():
             name, _, value = line.partition(":")
