@@ -7,10 +7,11 @@ nothing at all (it lost its power or its network: SIGSTOP stands in for its open
 which nothing answers). The silent case sends quick routes only: a CPU-bound request waits
 longer on purpose (tandem_lb_timeout_server_slow, haproxy/README.md, "A host lost")."""
 
+import collections
 import signal
 import time
 
-from tests.harness.load import DEFAULT_TIMEOUT, PacedLoad, Request
+from tests.harness.load import PacedLoad, Request
 from tests.harness.runtime_api import StatusMonitor, is_down
 
 RATE = 200  # requests per second
@@ -27,21 +28,22 @@ ONE_SOURCE_FOR_ALL = {"tandem_lb_source_maxconn": 0}
 
 def test_host_that_refuses(make_stack, report):
     stack = make_stack(instances=4)
-    outcomes, down_after = _lose_host(stack, report, signal.SIGKILL, duration=8)
+    _, failures, down_after = _lose_host(stack, report, signal.SIGKILL, duration=8)
     # Marked DOWN by the first refused connection (observe layer4): sooner than its health checks
     # ever could, whose second failure comes at least fastinter (250 ms) after the first.
     assert down_after is not None and down_after < 0.25
-    assert not [o for o in outcomes if not o.ok]
+    assert not failures
 
 
 def test_host_that_falls_silent(make_stack, report):
     stack = make_stack(instances=4, overrides=ONE_SOURCE_FOR_ALL)
     # The balancer's patience with an instance that says nothing is below the clients'
-    # (DEFAULT_TIMEOUT), so a GET stuck on a silent instance is sent to another and answered in time.
+    # (load.DEFAULT_TIMEOUT), so a GET stuck on a silent instance is sent to another and answered
+    # in time.
     server_timeout = stack.variables["tandem_lb_timeout_server"]
     try:
-        outcomes, down_after = _lose_host(stack, report, signal.SIGSTOP, duration=10,
-                                          slow=False)
+        outcomes, failures, down_after = _lose_host(stack, report, signal.SIGSTOP,
+                                                    duration=10, slow=False)
     finally:
         for instance in LOST:
             stack.stop_instance(instance, signal.SIGCONT)
@@ -51,13 +53,14 @@ def test_host_that_falls_silent(make_stack, report):
            f"{max((o.finished - o.started for o in late), default=0):.2f} s")
     assert down_after is not None
     assert late, "no request was ever sent to a silent instance: the drill proves nothing"
-    assert not [o for o in outcomes if not o.ok]
+    assert not failures
 
 
 def _lose_host(stack, report, sig, duration, slow=True):
     """GETs at RATE for duration seconds: a quarter by cookie to each lost instance, a quarter
     cookieless, a quarter CPU-bound (slow) or cookieless too; at KILL_AT, sig to both lost
-    instances. Returns the outcomes and how long HAProxy took to mark the first one DOWN."""
+    instances. Returns the outcomes, the failed ones, and how long HAProxy took to mark the first
+    lost instance DOWN."""
     cookie = stack.variables["tandem_lb_cookie_name"]
 
     def request_for(number):
@@ -69,8 +72,7 @@ def _lose_host(stack, report, sig, duration, slow=True):
         return Request("GET", stack.url("/api/whoami"),
                        headers=(f"Cookie: {cookie}={LOST[kind]}",))
 
-    load = PacedLoad(stack.url("/"), rate=RATE, duration=duration, request_for=request_for,
-                     timeout=DEFAULT_TIMEOUT)
+    load = PacedLoad(stack.url("/"), rate=RATE, duration=duration, request_for=request_for)
     with StatusMonitor(stack.api, stack.backend, LOST[0]) as monitor:
         t0 = load.start()
         time.sleep(max(0.0, t0 + KILL_AT - time.monotonic()))
@@ -81,10 +83,7 @@ def _lose_host(stack, report, sig, duration, slow=True):
     failures = [o for o in outcomes if not o.ok]
     down_at = monitor.first(is_down, lost_at)
     down_after = down_at - lost_at if down_at else None
-    served = {}
-    for outcome in outcomes:
-        if outcome.ok and outcome.started > lost_at:
-            served[outcome.instance] = served.get(outcome.instance, 0) + 1
+    served = collections.Counter(o.instance for o in outcomes if o.ok and o.started > lost_at)
     report(f"{signal.Signals(sig).name} to {', '.join(LOST)}: {len(outcomes)} GET, "
            f"{len(failures)} failed; {LOST[0]} DOWN "
            f"{'never' if down_after is None else f'{down_after:.2f} s'} after; "
@@ -96,4 +95,4 @@ def _lose_host(stack, report, sig, duration, slow=True):
                f"{failure.error or failure.body[:100]!r}")
     assert len(outcomes) == RATE * duration
     assert not any(served.get(instance) for instance in LOST)
-    return outcomes, down_after
+    return outcomes, failures, down_after

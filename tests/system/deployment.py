@@ -72,15 +72,16 @@ def build_next_package():
     version = f"{major}.{minor}.{int(patch) + 1}"
     # Beside the build folder; for a package given by TANDEM_DEB outside one, next to the package.
     folder = base.resolve().parent
-    build = (folder.parent / f"{folder.name}-upgrade" if (folder / "CMakeCache.txt").exists()
+    cache = folder / "CMakeCache.txt"
+    build = (folder.parent / f"{folder.name}-upgrade" if cache.exists()
              else folder / "tandem-upgrade")
     settings = {"CMAKE_BUILD_TYPE": "RelWithDebInfo", "TANDEM_CCACHE": "OFF"}
-    cache = folder / "CMakeCache.txt"
     if cache.exists():
         for line in cache.read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name in settings and "=" in line and line.split("=", 1)[1]:
-                settings[name] = line.split("=", 1)[1]
+            entry, _, value = line.partition("=")  # NAME:TYPE=value
+            name = entry.partition(":")[0]
+            if name in settings and value:
+                settings[name] = value
     started = time.monotonic()
     for argv in (["cmake", "-S", str(repo_root), "-B", str(build),
                   f"-DCMAKE_BUILD_TYPE={settings['CMAKE_BUILD_TYPE']}",
