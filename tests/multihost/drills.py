@@ -4,6 +4,7 @@ meanwhile. Balancer-facing helpers take the balancer (lb1 by default) and the ad
 reach (lb1's by default, or the pair's virtual address)."""
 
 import json
+import re
 import time
 
 import yaml
@@ -39,6 +40,11 @@ MONITORING = "mon1.example.net"
 
 
 # --- the deployment's view ------------------------------------------------------------------------
+
+# ansible-playbook's default output: a task's header, then a line per host that it changed.
+TASK_LINE = re.compile(r"^(?:TASK|RUNNING HANDLER) \[(.+?)\] \*+$")
+CHANGED_LINE = re.compile(r"^changed: \[([^\]\s]+)")
+
 
 def lb_api(fleet, lb=LB):
     """The runtime API of a balancer's HAProxy (lb1's by default), reached through its guest."""
@@ -104,6 +110,11 @@ def prometheus_targets(fleet):
 def redis_command(fleet, host, port, *args):
     return command(port, *args, password=fleet.secrets["vault_redis_password"],
                    host=address(fleet, host), timeout=5.0)
+
+
+def redis_host_at(fleet, ip):
+    """The Redis host whose address is ip."""
+    return next(host for host in REDIS_HOSTS if address(fleet, host) == ip)
 
 
 def named_primary(fleet, sentinel_host):
@@ -277,3 +288,20 @@ def report_run(report, name, run):
               for host, r in run.recaps().items()}
     report(f"{name}: ansible-playbook {run.argv[1]} took {run.seconds:.1f} s, exit "
            f"{run.returncode}; {recaps}")
+
+
+def changed_tasks(run):
+    """{host: [task, ...]}: the tasks and handlers ("role : name") that reported changed on each
+    host, from the playbook's own output (a task delegated elsewhere counts for its host)."""
+    changed, task = {}, None
+    for line in run.output.splitlines():
+        match = TASK_LINE.match(line)
+        if match:
+            task = match.group(1)
+            continue
+        match = CHANGED_LINE.match(line)
+        if match and task:
+            tasks = changed.setdefault(match.group(1), [])
+            if task not in tasks:
+                tasks.append(task)
+    return changed

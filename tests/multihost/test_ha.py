@@ -36,7 +36,7 @@ from tests.harness.waiting import wait_until
 from tests.multihost.drills import (ALL_IDS, APP1, APP2, CLIENTS, LBS, MASTER_NAME,
                                     MONITORING, REDIS_HOSTS, REDIS_PORT, SENTINEL_PORT, Traffic,
                                     address, guest_get, named_primary, redis_command,
-                                    require_ok, statuses, wait_up)
+                                    redis_host_at, require_ok, statuses, wait_up)
 
 # TandemBalancerDown's and TandemRedisDown's minute, plus a scrape and an evaluation (10 s each)
 # and some slack.
@@ -241,10 +241,6 @@ def failure_causes(outcomes):
     return dict(causes.most_common())
 
 
-def host_at(fleet, ip):
-    return next(host for host in REDIS_HOSTS if address(fleet, host) == ip)
-
-
 def test_redis_primary_powered_off_under_load_a_replica_takes_over(fleet, report):
     """The primary's host powered off at once under load, the instances' store being
     sentinel://: the Sentinels promote a replica, the instances follow (+switch-master), session
@@ -253,7 +249,7 @@ def test_redis_primary_powered_off_under_load_a_replica_takes_over(fleet, report
     goes back; a failed request may have counted, and then skips one number). The lost balancer
     is still off: the load goes through the other."""
     before = named_primary(fleet, REDIS_HOSTS[1])
-    primary = host_at(fleet, before)
+    primary = redis_host_at(fleet, before)
     survivors = [host for host in REDIS_HOSTS if host != primary]
     holder = holders(fleet)[0]
     with Traffic(fleet, "redis primary lost", target=fleet.virtual_address,
@@ -266,7 +262,7 @@ def test_redis_primary_powered_off_under_load_a_replica_takes_over(fleet, report
         promoted = time.monotonic()
         time.sleep(10.0)
     failed_gets, failed_posts, _ = traffic.summarize(report)
-    new_primary = host_at(fleet, after)
+    new_primary = redis_host_at(fleet, after)
     window = (max(o.finished for o in failed_posts) - min(o.started for o in failed_posts)
               if failed_posts else 0.0)
     late = [o for o in failed_posts if o.started > promoted + 5.0]
