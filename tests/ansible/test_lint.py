@@ -23,7 +23,7 @@ LB_ROLE_ONLY = {"tandem_lb_packages", "tandem_lb_config_path", "tandem_lb_retire
 # The documented exceptions to ansible-lint's production profile (noqa comments), each with why.
 LINT_EXCEPTIONS = {
     # ansible.builtin.systemd has no reset-failed.
-    ("roles/tandem_app/tasks/main.yml", "command-instead-of-module"),
+    ("roles/tandem_app/tasks/instances.yml", "command-instead-of-module"),
 }
 
 
@@ -97,9 +97,10 @@ def test_tandem_app_falls_back_on_the_same_lb_settings():
 
 def test_the_role_renders_the_one_template_as_the_harness_does(tmp_path):
     """roles/tandem_lb/templates/haproxy.cfg.j2 and errorfile.http.j2 are links to haproxy/'s
-    (no second copy); the role's own errorfile tasks (tasks/errorfiles.yml) and Ansible's template
-    module render them, with the role's defaults, byte for byte as tests/harness/config.py does
-    with haproxy/defaults.yml; and haproxy -c accepts the result. Only the errorfiles' directory
+    (no second copy); the role's own errorfile tasks (tasks/errorfiles.yml: the template lookup,
+    written by library/tandem_files.py) and Ansible's template module (the configuration) render
+    them, with the role's defaults, byte for byte as tests/harness/config.py does with
+    haproxy/defaults.yml; and haproxy -c accepts the result. Only the errorfiles' directory
     is moved into the test's own."""
     templates = ANSIBLE_DIR / "roles/tandem_lb/templates"
     for name in ("haproxy.cfg.j2", "errorfile.http.j2"):

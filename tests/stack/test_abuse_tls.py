@@ -101,28 +101,38 @@ def test_handshake_flood_is_cut_before_the_handshake(make_stack, report, limited
 def test_http2_request_flood_gets_429_while_another_address_is_served(make_stack, report):
     """h2load from FLOOD_SOURCE: 4 connections of 100 concurrent streams each, for 5 s. Every
     stream counts against the request rate: at most the limit is served, the rest is 429; the
-    watched client's HTTP/2 requests all succeed."""
+    watched client's HTTP/2 requests all succeed, those sent during the flood within
+    P99_WITHIN (p99)."""
     stack = make_stack(instances=2)
     limit = stack.variables["tandem_lb_source_request_rate"]
     client = watched_client(stack, http2=True)
     client.start()
+    # The client's first requests open its connections, each a first TLS handshake of a fresh
+    # libcurl handle (100-150 ms on this machine with nothing else running): the flood starts
+    # once it is under way, and its latency is read over the requests sent during the flood.
+    time.sleep(1.0)
+    flood_started = time.monotonic()
     flood = subprocess.run(["h2load", "-c", "4", "-m", "100", "-D", "5", "-t", "1",
                             stack.https_url("/api/whoami")], capture_output=True, text=True,
                            timeout=60, check=False)
+    flood_ended = time.monotonic()
     outcomes = client.join()
+    during = [o for o in outcomes if flood_started <= o.started < flood_ended]
     assert flood.returncode == 0, flood.stdout[-2000:] + flood.stderr[-2000:]
     protocol = re.search(r"Application protocol: (\S+)", flood.stdout)
     codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", flood.stdout)
     assert protocol and codes, flood.stdout[-2000:]
     served, _, refused, errors = (int(n) for n in codes.groups())
 
-    failed, p99 = summary(outcomes)
+    failed, _ = summary(outcomes)
+    _, p99 = summary(during)
     report(f"HTTP/2 flood from {FLOOD_SOURCE} (h2load, {protocol.group(1)}, 4 x 100 streams, "
            f"5 s): {served} served, {refused} refused (4xx), {errors} 5xx (limit {limit})")
     report(f"client on {CLIENT_SOURCE} over HTTP/2: {len(outcomes)} requests, {len(failed)} "
-           f"failed, p99 {p99 * 1000:.1f} ms")
+           f"failed; the {len(during)} sent during the flood: p99 {p99 * 1000:.1f} ms")
     assert protocol.group(1) == "h2"
     assert served <= limit * RATE_SLACK and refused > served and errors == 0
     assert {o.http_version for o in outcomes} == {"2"}
     assert not failed, [(o.status, o.error) for o in failed[:5]]
+    assert len(during) >= 4 * CLIENT_RATE
     assert p99 < P99_WITHIN
