@@ -118,7 +118,7 @@ def test_deploy_from_scratch_without_app2(fleet, report):
 
 def test_app2_added_to_the_inventory_joins_under_load(fleet, report):
     """app2 back in the inventory, deploy.yml under load: lb1 adds app2's servers in maint before
-    its reload, the tandem_app play installs and starts app2's instances and puts them in
+    its reload, the tandem_app plays install and start app2's instances and put them in
     rotation once they answer. 0 failed requests; the sessions go on."""
     wait_up(fleet, IDS[APP1])
     with Traffic(fleet, "app2 joins") as traffic:
