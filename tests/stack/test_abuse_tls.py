@@ -58,12 +58,6 @@ def watched_client(stack, http2=False):
                           http2=http2)
 
 
-def summary(outcomes):
-    failed = [o for o in outcomes if not o.ok]
-    latencies = load.latencies(outcomes)
-    return failed, load.percentile(latencies, 0.99)
-
-
 @pytest.mark.parametrize("limited", [True, False], ids=["deployed", "without-connection-rate"])
 def test_handshake_flood_is_cut_before_the_handshake(make_stack, report, limited):
     """With the deployed connection rate, the flood's handshakes stop at the limit and HAProxy's
@@ -124,8 +118,8 @@ def test_http2_request_flood_gets_429_while_another_address_is_served(make_stack
     assert protocol and codes, flood.stdout[-2000:]
     served, _, refused, errors = (int(n) for n in codes.groups())
 
-    failed, _ = summary(outcomes)
-    _, p99 = summary(during)
+    failed = [o for o in outcomes if not o.ok]
+    p99 = load.percentile(load.latencies(during), 0.99)
     report(f"HTTP/2 flood from {FLOOD_SOURCE} (h2load, {protocol.group(1)}, 4 x 100 streams, "
            f"5 s): {served} served, {refused} refused (4xx), {errors} 5xx (limit {limit})")
     report(f"client on {CLIENT_SOURCE} over HTTP/2: {len(outcomes)} requests, {len(failed)} "

@@ -73,10 +73,11 @@ def build_next_package():
     # Beside the build folder; for a package given by TANDEM_DEB outside one, next to the package.
     folder = base.resolve().parent
     cache = folder / "CMakeCache.txt"
-    build = (folder.parent / f"{folder.name}-upgrade" if cache.exists()
+    in_build_folder = cache.exists()
+    build = (folder.parent / f"{folder.name}-upgrade" if in_build_folder
              else folder / "tandem-upgrade")
     settings = {"CMAKE_BUILD_TYPE": "RelWithDebInfo", "TANDEM_CCACHE": "OFF"}
-    if cache.exists():
+    if in_build_folder:
         for line in cache.read_text().splitlines():
             entry, _, value = line.partition("=")  # NAME:TYPE=value
             name = entry.partition(":")[0]
