@@ -34,7 +34,7 @@ from tests.harness import load, procstat, wrk
 from tests.harness.load import Request
 from tests.harness.waiting import wait_until
 from tests.multihost.drills import (ALL_IDS, APP1, APP2, BACKEND, CLIENTS, IDS, INSTANCES, LB,
-                                    MONITORING, REDIS_HOSTS, SENTINEL_PORT, Traffic, address,
+                                    LBS, MONITORING, REDIS_HOSTS, SENTINEL_PORT, Traffic, address,
                                     check_counts, guest_get, last_instance, lb_api,
                                     prometheus_targets, report_run, require_ok, site_url,
                                     statuses, tls, wait_up)
@@ -250,9 +250,12 @@ def test_upgrade_across_both_app_hosts(fleet, report):
         fleet, host, f"http://{address(fleet, host)}:{instance['port']}/health")["version"]
         for host, instances in INSTANCES.items() for instance in instances}
     installed = {host.split(".")[0]: fleet.fleet[host].run(
-        ["dpkg-query", "-W", "-f=${Version}", "tandem"]).stdout for host in (LB, APP1, APP2)}
+        ["dpkg-query", "-W", "-f=${Version}", "tandem"]).stdout for host in (*LBS, APP1, APP2)}
     report(f"upgrade: {expected_version()} -> {version}: installed {installed}, /health {versions}")
     check_roll(fleet, report, "upgrade", traffic, run, pids)
+    # The limit kept the run to the hosts that carry the package: both balancers (their HAProxy
+    # and keepalived checked too) and the application hosts, not Redis's or the monitoring's.
+    assert set(run.recaps()) == {*LBS, APP1, APP2}
     assert set(versions.values()) == {version}
     assert set(installed.values()) == {version}
     # The release every later deployment names, as an operator's would.
