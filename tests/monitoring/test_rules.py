@@ -47,6 +47,15 @@ def test_every_alert_has_unit_tests_that_pass():
                 assert rule["annotations"].get("runbook"), rule["alert"]
 
 
+# The blackbox exporter's standard relabeling, for every probed job: the address listed is the
+# probe's target and the instance; the exporter, on the monitoring host's listen address, is
+# what is scraped.
+PROBE_RELABELING = [
+    {"source_labels": ["__address__"], "target_label": "__param_target"},
+    {"source_labels": ["__param_target"], "target_label": "instance"},
+    {"target_label": "__address__", "replacement": "127.0.0.1:9115"},
+]
+
 TEMPLATES = ("prometheus.yml.j2", "alertmanager.yml.j2", "blackbox.yml.j2",
              "blackbox-exporter.default.j2", "redis-exporter.default.j2")
 
@@ -117,13 +126,7 @@ def test_the_https_probe_reaches_every_balancers_front_through_the_exporter(tmp_
     assert job["metrics_path"] == "/probe"
     assert job["static_configs"] == [{"targets": [front], "labels": {"host": balancer}}
                                      for balancer, front in fronts.items()]
-    # The standard relabeling: the front is the probe's target and the instance; the exporter,
-    # on the monitoring host's listen address, is scraped.
-    assert job["relabel_configs"] == [
-        {"source_labels": ["__address__"], "target_label": "__param_target"},
-        {"source_labels": ["__param_target"], "target_label": "instance"},
-        {"target_label": "__address__", "replacement": "127.0.0.1:9115"},
-    ]
+    assert job["relabel_configs"] == PROBE_RELABELING
     arguments = rendered["blackbox-exporter.default"].read_text()
     assert '--web.listen-address=127.0.0.1:9115"' in arguments
     assert "--config.file=/etc/prometheus/blackbox.yml" in arguments
@@ -177,11 +180,7 @@ def test_every_redis_node_and_sentinel_is_probed_through_the_exporter(tmp_path, 
         assert job["metrics_path"] == "/probe" and job["params"] == {"module": ["tandem_redis"]}
         assert job["static_configs"] == [{"targets": [target], "labels": {"host": host}}
                                          for host, target in expected.items()]
-        assert job["relabel_configs"] == [
-            {"source_labels": ["__address__"], "target_label": "__param_target"},
-            {"source_labels": ["__param_target"], "target_label": "instance"},
-            {"target_label": "__address__", "replacement": "127.0.0.1:9115"},
-        ]
+        assert job["relabel_configs"] == PROBE_RELABELING
     # PING, answered by Redis itself with or without a password; nothing secret in the probe.
     module = blackbox["modules"]["tandem_redis"]
     assert module["prober"] == "tcp"
