@@ -141,15 +141,14 @@ struct Cluster : tandem::testing::StoreLoop {
     BOOST_TEST_REQUIRE((info && !info->empty()));
     const long long written = info_number(info->front(), "master_repl_offset:");
     BOOST_TEST_REQUIRE(written > 0);
-    BOOST_TEST_REQUIRE(run_until(
-                           [&] {
-                             auto now = redis_command(primary_port, kPassword,
-                                                      {"INFO", "replication"});
-                             return now && !now->empty() &&
-                                    info_number(now->front(), ",offset=") >= written;
-                           },
-                           kFailoverLimit),
-                       "the replica never acknowledged; logs in " << dir);
+    BOOST_TEST_REQUIRE(
+        run_until(
+            [&] {
+              auto now = redis_command(primary_port, kPassword, {"INFO", "replication"});
+              return now && !now->empty() && info_number(now->front(), ",offset=") >= written;
+            },
+            kFailoverLimit),
+        "the replica never acknowledged; logs in " << dir);
   }
 
   // Waits until every Sentinel knows the other two and the replica, and the replica is in sync:
