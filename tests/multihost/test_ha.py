@@ -30,9 +30,9 @@ tests are one story and run in file order, after test_fleet.py and before test_s
 """
 
 import collections
-import threading
 import time
 
+from tests.harness.poller import Poller
 from tests.harness.redis import RedisError, check_sessions_across_failures, session_count
 from tests.harness.waiting import wait_until
 from tests.multihost.drills import (ALL_IDS, APP1, APP2, CLIENTS, LBS, MASTER_NAME,
@@ -65,29 +65,19 @@ def holders(fleet):
     return [lb for lb in LBS if holds(fleet, lb)]
 
 
-class HolderWatch(threading.Thread):
-    """Which balancers hold the address, sampled every `interval` seconds until stopped."""
+class HolderWatch(Poller):
+    """Which balancers hold the address, sampled every `interval` seconds in a `with` block."""
 
     def __init__(self, fleet, interval=0.1):
-        super().__init__(name="vip-watch", daemon=True)
+        super().__init__(interval, "vip-watch")
         self.fleet = fleet
-        self.interval = interval
         self.samples = []  # (monotonic time, [holders])
-        self.errors = []
-        self.halt = threading.Event()
 
-    def run(self):
-        while not self.halt.is_set():
-            try:
-                self.samples.append((time.monotonic(), holders(self.fleet)))
-            except Exception as error:  # A guest between two lives; the next sample tells.
-                self.errors.append(repr(error))
-            self.halt.wait(self.interval)
-
-    def stop(self):
-        self.halt.set()
-        self.join()
-        return self.samples
+    def sample(self):
+        try:
+            self.samples.append((time.monotonic(), holders(self.fleet)))
+        except Exception:  # A guest between two lives; the next sample tells.
+            pass
 
 
 def unit_state(fleet, host, unit):
@@ -194,11 +184,14 @@ def test_balancer_holding_the_address_powered_off_under_load(fleet, report):
     LOST["balancer"] = (holder, cut)
 
 
-def firing(fleet, name):
-    """The labels of every alert called `name` that mon1's Prometheus has firing."""
+def firing(fleet):
+    """The alerts mon1's Prometheus has firing, one read: {alert name: [labels of each]}."""
     answer = guest_get(fleet, MONITORING, "http://127.0.0.1:9090/api/v1/alerts")
-    return [alert["labels"] for alert in answer["data"]["alerts"]
-            if alert["labels"]["alertname"] == name and alert["state"] == "firing"]
+    found = collections.defaultdict(list)
+    for alert in answer["data"]["alerts"]:
+        if alert["state"] == "firing":
+            found[alert["labels"]["alertname"]].append(alert["labels"])
+    return found
 
 
 # --- 3. the Redis replicas ------------------------------------------------------------------------
@@ -210,8 +203,7 @@ def test_redis_replicas_follow_the_primary_named_by_the_sentinels(fleet, report)
     named = {host.split(".")[0]: redis_command(fleet, host, SENTINEL_PORT, "SENTINEL",
                                                "get-master-addr-by-name", MASTER_NAME)
              for host in REDIS_HOSTS}
-    primary = next(host for host in REDIS_HOSTS
-                   if address(fleet, host) == named["redis1"][0])
+    primary = redis_host_at(fleet, named["redis1"][0])
     redis_command(fleet, primary, REDIS_PORT, "SET", "tandem:ha-drill", "1")
     acknowledged = redis_command(fleet, primary, REDIS_PORT, "WAIT", "2", "2000")
     copies = {}
@@ -298,11 +290,14 @@ def wait_firing(fleet, wanted, cut):
     """Every alert in `wanted` firing on mon1's Prometheus (within ALERT_BOUND): their labels,
     and how the wait went, for the report: seen firing at the first look, or how long after
     `cut` (a monotonic time) they all were."""
-    first = {name: firing(fleet, name) for name in wanted}
+    def look():
+        alerts = firing(fleet)
+        return {name: alerts[name] for name in wanted}
+
+    first = look()
     if all(first.values()):
         return first, f"already firing when first looked at, {time.monotonic() - cut:.0f} s"
-    alerts = wait_until(lambda: {name: firing(fleet, name) for name in wanted}, ALERT_BOUND, 1.0,
-                        f"{sorted(wanted)} firing on mon1's Prometheus",
+    alerts = wait_until(look, ALERT_BOUND, 1.0, f"{sorted(wanted)} firing on mon1's Prometheus",
                         holds=lambda found: all(found.values()))
     return alerts, f"firing {time.monotonic() - cut:.0f} s"
 
@@ -317,7 +312,7 @@ def test_the_monitoring_fires_for_the_lost_balancer(fleet, report):
     report(f"alerts: TandemBalancerDown {when} after the balancer's cut (its `for` is 1 min): "
            f"{alerts}")
     assert [labels["host"] for labels in alerts["TandemBalancerDown"]] == [holder], alerts
-    assert not firing(fleet, "TandemNoBalancerUp")
+    assert not firing(fleet)["TandemNoBalancerUp"]
 
 
 # --- 6. the dead balancer back --------------------------------------------------------------------
@@ -328,9 +323,8 @@ def test_dead_balancer_comes_back_as_backup_with_the_current_states(fleet, repor
     its keepalived waits as BACKUP (nopreempt): the address never moves."""
     survivor = holders(fleet)[0]
     dead = next(lb for lb in LBS if lb != survivor)
-    watch = HolderWatch(fleet)
-    with Traffic(fleet, "balancer back", target=fleet.virtual_address, lb=survivor) as traffic:
-        watch.start()
+    with HolderWatch(fleet) as watch, Traffic(fleet, "balancer back",
+                                              target=fleet.virtual_address, lb=survivor) as traffic:
         on = time.monotonic()
         fleet.fleet.power_on(dead)
         booted = time.monotonic()
@@ -338,7 +332,7 @@ def test_dead_balancer_comes_back_as_backup_with_the_current_states(fleet, repor
                    0.2, f"keepalived on {dead}", holds=lambda state: state == "active")
         running = time.monotonic()
         time.sleep(5.0)
-    samples = watch.stop()
+    samples = watch.samples
     failed_gets, failed_posts, _ = traffic.summarize(report)
     guest = fleet.fleet[dead].guest
     taken = guest.show("tandem-lb-take-states.service", "Result",

@@ -307,11 +307,11 @@ def test_the_peer_api_is_read_only_and_second():
     """A balancer of a pair gives its peer a second runtime API on the private network, at level
     user (`show` only), and the admin socket stays the first `stats socket` (the package's
     haproxy-server-state saves the states through the first); none by default."""
-    sockets = [line.split() for line in config.render().splitlines()
-               if line.strip().startswith("stats socket")]
-    assert len(sockets) == 1
-    sockets = [line.split() for line in config.render(
-        {"tandem_lb_peer_api_bind": "10.0.0.10:8405"}).splitlines()
-        if line.strip().startswith("stats socket")]
+    def stats_sockets(overrides=None):
+        return [line.split() for line in config.render(overrides).splitlines()
+                if line.strip().startswith("stats socket")]
+
+    assert len(stats_sockets()) == 1
+    sockets = stats_sockets({"tandem_lb_peer_api_bind": "10.0.0.10:8405"})
     assert [words[2] for words in sockets] == ["/run/haproxy/admin.sock", "ipv4@10.0.0.10:8405"]
     assert sockets[1][3:] == ["level", "user"]
